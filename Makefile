@@ -1,0 +1,45 @@
+# Two commands do all the set-up: `make demo` and `make test`.
+# Each creates .venv on first use (Python 3.11 and make are all a machine needs) and reuses it after.
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
+PYTEST_ARGS ?=
+
+.PHONY: demo test lint docs bench bench-speed bench-cifar10 install clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(STAMP): $(BIN)/python pyproject.toml
+	$(BIN)/python -m pip install --quiet -e ".[test,demo,dev]"
+	rm -f $(VENV)/.installed-*
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/cnnkit demo --output demo-output
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check keras_cnnkit tests benchmarks examples
+	$(BIN)/ruff format --check keras_cnnkit tests benchmarks examples
+
+docs: $(STAMP)
+	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+
+bench-speed: $(STAMP)
+	$(BIN)/python benchmarks/speed.py
+
+bench-cifar10: $(STAMP)
+	$(BIN)/python benchmarks/cifar10.py
+
+bench: bench-speed bench-cifar10
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache docs/_build demo-output

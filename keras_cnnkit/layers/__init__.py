@@ -1,0 +1,20 @@
+"""Keras layers of keras_cnnkit: each registered, serializable and ``.keras`` round-trippable."""
+
+from keras_cnnkit.layers.batch_norm import BatchNorm
+from keras_cnnkit.layers.classifier_head import POOLINGS, ClassifierHead
+from keras_cnnkit.layers.conv_block import ConvBlock
+from keras_cnnkit.layers.normalization import NORMALIZATIONS, make_normalization
+from keras_cnnkit.layers.normalize import PRESETS, Normalize
+from keras_cnnkit.layers.residual_block import ResidualBlock
+
+__all__ = [
+    "BatchNorm",
+    "ClassifierHead",
+    "ConvBlock",
+    "NORMALIZATIONS",
+    "Normalize",
+    "POOLINGS",
+    "PRESETS",
+    "ResidualBlock",
+    "make_normalization",
+]
