@@ -1,0 +1,17 @@
+"""Network builders: the declarative conv stack and the CIFAR-10 networks."""
+
+from keras_cnnkit.models.cifar10 import CLASSIC_SPEC, FAST_SPEC, cifar10_classic, cifar10_fast
+from keras_cnnkit.models.conv_stack import conv_stack
+from keras_cnnkit.models.spec import ConvStackSpec, HeadSpec, StageSpec, validate_spec
+
+__all__ = [
+    "CLASSIC_SPEC",
+    "ConvStackSpec",
+    "FAST_SPEC",
+    "HeadSpec",
+    "StageSpec",
+    "cifar10_classic",
+    "cifar10_fast",
+    "conv_stack",
+    "validate_spec",
+]
