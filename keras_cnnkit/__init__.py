@@ -1,6 +1,48 @@
-"""keras_cnnkit: convolutional image models for Keras 3."""
+"""keras_cnnkit: convolutional image models for Keras 3.
 
+Build a network from a declarative spec, train it with a ready recipe at the
+precision the hardware runs fastest, and measure how well it tolerates shifts::
+
+    import keras_cnnkit as ck
+    model = ck.conv_stack({"stages": [32, 64, 128], "head": {"pooling": "avg"}},
+                          input_shape=(32, 32, 3), num_classes=10)
+"""
+
+from keras_cnnkit import datasets, errors, evaluation, layers, models, training
 from keras_cnnkit._version import __version__
-from keras_cnnkit import errors, layers
+from keras_cnnkit.datasets import load_image_folder
+from keras_cnnkit.evaluation import shift_robustness
+from keras_cnnkit.hardware import HardwareInfo, detect_hardware, resolve_precision
+from keras_cnnkit.models import (
+    ConvStackSpec,
+    HeadSpec,
+    StageSpec,
+    cifar10_classic,
+    cifar10_fast,
+    conv_stack,
+)
+from keras_cnnkit.training import TrainingRecipe, cifar10_classic_recipe, cifar10_fast_recipe
 
-__all__ = ["__version__", "errors", "layers"]
+__all__ = [
+    "ConvStackSpec",
+    "HardwareInfo",
+    "HeadSpec",
+    "StageSpec",
+    "TrainingRecipe",
+    "__version__",
+    "cifar10_classic",
+    "cifar10_classic_recipe",
+    "cifar10_fast",
+    "cifar10_fast_recipe",
+    "conv_stack",
+    "datasets",
+    "detect_hardware",
+    "errors",
+    "evaluation",
+    "layers",
+    "load_image_folder",
+    "models",
+    "resolve_precision",
+    "shift_robustness",
+    "training",
+]
