@@ -1,3 +1,3 @@
-"""The package version, kept in one place (read by hatchling and by ``keras_cnnkit.__version__``)."""
+"""The package version, kept in one place (read by hatchling and ``keras_cnnkit.__version__``)."""
 
 __version__ = "0.1.0"

@@ -90,9 +90,7 @@ def _gpus(backend: str) -> list[tuple[str, tuple[int, int] | None]]:
     if backend == "jax":
         import jax
 
-        return [
-            (d.device_kind, _jax_cc(d)) for d in jax.devices() if d.platform in ("gpu", "cuda")
-        ]
+        return [(d.device_kind, _jax_cc(d)) for d in jax.devices() if d.platform in ("gpu", "cuda")]
     if backend == "torch":
         import torch
 
@@ -137,29 +135,60 @@ def detect_hardware() -> HardwareInfo:
     isa = tuple(f for f in _ISA_FLAGS if f in flags)
     onednn = backend == "tensorflow" and os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") != "0"
     gpus = _gpus(backend)
+    precision, reason = choose_precision(backend, flags, onednn, gpus)
     if gpus:
         name, cc = gpus[0]
-        if cc is not None and cc >= (7, 0):
-            precision = "mixed_float16"
-            reason = f"GPU {name} has tensor cores (compute capability {cc[0]}.{cc[1]})"
-        else:
-            precision = "float32"
-            reason = f"GPU {name} has no tensor cores (compute capability {cc})"
         return HardwareInfo(backend, "gpu", name, isa, onednn, cc, precision, reason)
-    if backend == "tensorflow" and onednn and "amx_bf16" in flags:
-        precision = "mixed_bfloat16"
-        reason = "TensorFlow with oneDNN on a CPU with AMX (amx_bf16): bfloat16 runs on AMX tiles"
-    elif backend == "tensorflow" and "amx_bf16" in flags:
-        precision = "float32"
-        reason = "the CPU has AMX but TF_ENABLE_ONEDNN_OPTS=0 disables oneDNN, the only fast bf16 path"
-    elif "amx_bf16" in flags:
-        precision = "float32"
-        reason = f"the {backend} backend's CPU path does not use AMX; bfloat16 would be slower"
-    else:
-        precision = "float32"
-        missing = "AVX512-BF16 only, no AMX" if "avx512_bf16" in flags else "no native bfloat16"
-        reason = f"CPU without AMX ({missing}): bfloat16 would be slower than float32"
     return HardwareInfo(backend, "cpu", cpu_name, isa, onednn, None, precision, reason)
+
+
+def choose_precision(
+    backend: str,
+    cpu_flags: set[str] | frozenset[str],
+    onednn: bool,
+    gpus: list[tuple[str, tuple[int, int] | None]] = (),
+) -> tuple[str, str]:
+    """The precision rule of :func:`detect_hardware`, as a pure function.
+
+    Args:
+        backend: The Keras backend name.
+        cpu_flags: The CPU's flags as ``/proc/cpuinfo`` lists them.
+        onednn: Whether TensorFlow's oneDNN optimizations are on.
+        gpus: ``(name, compute capability)`` of each GPU the backend sees.
+
+    Returns:
+        ``(dtype policy name, reason)``.
+
+    Example:
+        >>> choose_precision("tensorflow", {"avx2", "amx_bf16"}, onednn=True)[0]
+        'mixed_bfloat16'
+    """
+    if gpus:
+        name, cc = gpus[0]
+        if cc is not None and tuple(cc) >= (7, 0):
+            return (
+                "mixed_float16",
+                f"GPU {name} has tensor cores (compute capability {cc[0]}.{cc[1]})",
+            )
+        return "float32", f"GPU {name} has no tensor cores (compute capability {cc})"
+    if "amx_bf16" in cpu_flags:
+        if backend == "tensorflow" and onednn:
+            return (
+                "mixed_bfloat16",
+                "TensorFlow with oneDNN on a CPU with AMX (amx_bf16): bfloat16 runs on AMX tiles",
+            )
+        if backend == "tensorflow":
+            return (
+                "float32",
+                "the CPU has AMX but TF_ENABLE_ONEDNN_OPTS=0 disables oneDNN, the only fast "
+                "bfloat16 path",
+            )
+        return (
+            "float32",
+            f"the {backend} backend's CPU path does not use AMX; bfloat16 would be slower",
+        )
+    missing = "AVX512-BF16 only, no AMX" if "avx512_bf16" in cpu_flags else "no native bfloat16"
+    return "float32", f"CPU without AMX ({missing}): bfloat16 would be slower than float32"
 
 
 def resolve_precision(precision: str = "auto") -> str:

@@ -17,8 +17,12 @@ def register(subparsers) -> None:
             "on centered digits and evaluated on shifted ones."
         ),
     )
-    parser.add_argument("--output", default="demo-output", help="output folder (default: %(default)s)")
-    parser.add_argument("--epochs", type=int, default=20, help="epochs per model (default: %(default)s)")
+    parser.add_argument(
+        "--output", default="demo-output", help="output folder (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--epochs", type=int, default=20, help="epochs per model (default: %(default)s)"
+    )
     parser.add_argument("--max-shift", type=int, default=8, help="largest shift in pixels")
     parser.add_argument("--seed", type=int, default=0)
     parser.set_defaults(func=run)

@@ -24,7 +24,11 @@ def run(args: argparse.Namespace) -> int:
     from keras_cnnkit.hardware import detect_hardware
 
     info = detect_hardware()
-    versions = {"keras_cnnkit": __version__, "keras": keras.__version__, "tensorflow": tf.__version__}
+    versions = {
+        "keras_cnnkit": __version__,
+        "keras": keras.__version__,
+        "tensorflow": tf.__version__,
+    }
     if args.json:
         print(json.dumps({**info.as_dict(), "versions": versions}, indent=2))
     else:

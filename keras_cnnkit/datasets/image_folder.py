@@ -34,7 +34,9 @@ class ImageFolderData:
     class_names: tuple[str, ...]
     paths: tuple[str, ...]
 
-    def split(self, validation: int | float, seed: int = 0) -> tuple[ImageFolderData, ImageFolderData]:
+    def split(
+        self, validation: int | float, seed: int = 0
+    ) -> tuple[ImageFolderData, ImageFolderData]:
         """Split off a seeded validation set: the last ``validation`` items of a permutation.
 
         Args:
@@ -60,7 +62,9 @@ class ImageFolderData:
         )
 
 
-def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> pathlib.Path:
+def extract_archive(
+    archive: str | os.PathLike, cache_dir: str | os.PathLike | None = None
+) -> pathlib.Path:
     """Extract a ``.tar``, ``.tar.gz`` or ``.tgz`` archive once into a cache folder.
 
     The folder is keyed by the archive's name, size and modification time, and a
@@ -84,7 +88,9 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
         keras_home = os.environ.get("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
         cache_dir = os.path.join(keras_home, "datasets")
     stat = archive.stat()
-    key = hashlib.sha256(f"{archive.name}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    key = hashlib.sha256(f"{archive.name}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[
+        :12
+    ]
     target = pathlib.Path(cache_dir) / f"{archive.name.split('.')[0]}-{key}"
     marker = target / ".complete"
     if not marker.exists():
@@ -170,10 +176,14 @@ def load_image_folder(
     labels: list[int] = []
     for label, name in enumerate(classes):
         found = sorted(
-            p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+            p
+            for p in (root / name).iterdir()
+            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
         )
         if not found:
-            raise DataError(f"class folder {root / name} has no image files ({', '.join(IMAGE_EXTENSIONS)})")
+            raise DataError(
+                f"class folder {root / name} has no image files ({', '.join(IMAGE_EXTENSIONS)})"
+            )
         found = found[:max_per_class] if max_per_class else found
         files.extend(found)
         labels.extend([label] * len(found))

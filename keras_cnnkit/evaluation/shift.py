@@ -171,7 +171,9 @@ def shift_robustness(
     pairs = _resolve_shifts(shifts)
     accuracy = []
     for dx, dy in pairs:
-        probs = np.asarray(model.predict(shift_images(x, dx, dy, fill), batch_size=batch_size, verbose=0))
+        probs = np.asarray(
+            model.predict(shift_images(x, dx, dy, fill), batch_size=batch_size, verbose=0)
+        )
         accuracy.append(float(np.mean(probs.argmax(-1) == y)))
     return ShiftRobustness(tuple(pairs), tuple(accuracy))
 

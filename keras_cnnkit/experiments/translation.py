@@ -12,13 +12,13 @@ import keras
 import numpy as np
 
 from keras_cnnkit.datasets.digits import load_digits_canvas
+from keras_cnnkit.errors import MissingDependencyError
 from keras_cnnkit.evaluation.shift import (
     ShiftRobustness,
     plot_shift_heatmaps,
     shift_robustness,
     summary_table,
 )
-from keras_cnnkit.errors import MissingDependencyError
 from keras_cnnkit.layers import ClassifierHead, Normalize
 from keras_cnnkit.models.conv_stack import conv_stack
 from keras_cnnkit.training.losses import SparseCategoricalCrossentropy

@@ -69,7 +69,9 @@ class ConvBlock(keras.layers.Layer):
         if pool not in POOLS:
             raise SpecError(f"pool must be one of {POOLS}, got {pool!r}")
         if normalization not in NORMALIZATIONS and normalization is not None:
-            raise SpecError(f"unknown normalization {normalization!r}; expected one of {NORMALIZATIONS}")
+            raise SpecError(
+                f"unknown normalization {normalization!r}; expected one of {NORMALIZATIONS}"
+            )
         if not 0.0 <= float(dropout) < 1.0:
             raise SpecError(f"dropout must be in [0, 1), got {dropout!r}")
         self.filters = int(filters)

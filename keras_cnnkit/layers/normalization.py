@@ -53,4 +53,3 @@ def make_normalization(
     if kind == "layer":
         return keras.layers.LayerNormalization(name=name, dtype=dtype)
     raise SpecError(f"unknown normalization {kind!r}; expected one of {NORMALIZATIONS}")
-

@@ -89,7 +89,9 @@ class Normalize(keras.layers.Layer):
             SpecError: If the preset is unknown.
         """
         if preset not in PRESETS:
-            raise SpecError(f"unknown normalization preset {preset!r}; expected one of {list(PRESETS)}")
+            raise SpecError(
+                f"unknown normalization preset {preset!r}; expected one of {list(PRESETS)}"
+            )
         return cls(**PRESETS[preset], **kwargs)
 
     def call(self, inputs):

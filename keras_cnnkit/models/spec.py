@@ -199,7 +199,8 @@ def validate_spec(
         raise SpecError(f"network: unknown normalization {spec.normalization!r}")
     if spec.preprocessing not in PRESETS:
         raise SpecError(
-            f"network: unknown preprocessing {spec.preprocessing!r}; expected one of {list(PRESETS)}"
+            f"network: unknown preprocessing {spec.preprocessing!r}; "
+            f"expected one of {list(PRESETS)}"
         )
     if spec.head.pooling not in POOLINGS:
         raise SpecError(f"head: pooling must be one of {POOLINGS}, got {spec.head.pooling!r}")
@@ -240,7 +241,9 @@ def validate_spec(
             raise SpecError(f"{name}: dropout must be in [0, 1), got {stage.dropout}")
         norm = stage.normalization or spec.normalization
         if norm not in NORMALIZATIONS and norm is not None:
-            raise SpecError(f"{name}: unknown normalization {norm!r}; expected one of {NORMALIZATIONS}")
+            raise SpecError(
+                f"{name}: unknown normalization {norm!r}; expected one of {NORMALIZATIONS}"
+            )
         for j, padding in enumerate(paddings):
             stride = stage.strides if j == 0 else 1
             for s in size:

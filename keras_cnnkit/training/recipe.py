@@ -1,4 +1,4 @@
-"""A training recipe: a model with the optimizer, schedule, data handling and epochs it trains with."""
+"""A training recipe: a model with its optimizer, schedule, data handling and epochs."""
 
 from __future__ import annotations
 
@@ -92,7 +92,9 @@ class TrainingRecipe:
 
         x = np.asarray(x)
         if x.ndim != 4:
-            raise DataError(f"x must be a 4-D array (n, height, width, channels), got shape {x.shape}")
+            raise DataError(
+                f"x must be a 4-D array (n, height, width, channels), got shape {x.shape}"
+            )
         if y is not None:
             y = np.asarray(y).reshape(-1)
             if len(y) != len(x):
