@@ -75,6 +75,7 @@ def cifar10_fast(
     num_classes: int = 10,
     input_shape: Sequence[int | None] = (32, 32, 3),
     normalization: str = "batch",
+    width: float = 1.0,
     dtype: str | None = None,
 ) -> keras.Model:
     """A fast ResNet-9-style CIFAR-10 network (about 2.44 M parameters).
@@ -84,6 +85,7 @@ def cifar10_fast(
         input_shape: ``(height, width, channels)`` of the raw uint8 images; the
             global-pooling head accepts any size of at least 8x8.
         normalization: Normalization of every conv (default the fused ``"batch"``).
+        width: Multiplier of every layer's filters (``0.5`` is about 4x cheaper).
         dtype: Keras dtype policy name, or ``None`` for the global policy.
 
     Returns:
@@ -97,6 +99,8 @@ def cifar10_fast(
     import dataclasses
 
     spec = dataclasses.replace(FAST_SPEC, normalization=normalization)
+    if width != 1.0:
+        spec = spec.scaled(width)
     return conv_stack(
         spec,
         input_shape=input_shape,

@@ -145,6 +145,33 @@ class ConvStackSpec:
             head = HeadSpec(**head)
         return cls(stages=tuple(parsed), head=head, **config)
 
+    def scaled(self, width: float) -> ConvStackSpec:
+        """Return a copy with every stage's (and the stem's) filters multiplied by ``width``.
+
+        Args:
+            width: Width multiplier (``0.5`` halves every layer; at least 1 filter is kept).
+
+        Returns:
+            The scaled spec.
+
+        Raises:
+            SpecError: If ``width`` is not positive.
+
+        Example:
+            >>> spec = ConvStackSpec(stages=(StageSpec(64), StageSpec(128)), stem_filters=32)
+            >>> [s.filters for s in spec.scaled(0.25).stages], spec.scaled(0.25).stem_filters
+            ([16, 32], 8)
+        """
+        if not width > 0:
+            raise SpecError(f"width must be positive, got {width!r}")
+
+        def scale(filters: int) -> int:
+            return max(1, int(round(filters * width)))
+
+        stages = tuple(dataclasses.replace(s, filters=scale(s.filters)) for s in self.stages)
+        stem = None if self.stem_filters is None else scale(self.stem_filters)
+        return dataclasses.replace(self, stages=stages, stem_filters=stem)
+
     def to_dict(self) -> dict[str, Any]:
         """The spec as plain data that :meth:`from_dict` reads back."""
         return dataclasses.asdict(self)

@@ -84,13 +84,14 @@ def cifar10_fast_recipe(
     *,
     epochs: int = 12,
     batch_size: int = 512,
-    peak_learning_rate: float = 0.4,
+    peak_learning_rate: float | None = None,
     warmup_fraction: float = 0.2,
     weight_decay: float = 5e-4,
     label_smoothing: float = 0.2,
     num_classes: int = 10,
     input_shape: Sequence[int] = (32, 32, 3),
     normalization: str = "batch",
+    width: float = 1.0,
     precision: str = "auto",
     seed: int = 0,
 ) -> TrainingRecipe:
@@ -106,13 +107,15 @@ def cifar10_fast_recipe(
     Args:
         epochs: Training epochs.
         batch_size: Batch size.
-        peak_learning_rate: Learning rate at the end of the warmup.
+        peak_learning_rate: Learning rate at the end of the warmup; default
+            ``0.4 * batch_size / 512`` (the linear scaling rule).
         warmup_fraction: Fraction of all steps spent warming up.
         weight_decay: Decoupled weight decay of SGD.
         label_smoothing: Label smoothing of the cross-entropy.
         num_classes: Number of classes.
         input_shape: Image shape.
         normalization: Normalization of every conv (``"batch"``, ``"keras_batch"``...).
+        width: Multiplier of every layer's filters (see :func:`cifar10_fast`).
         precision: ``"auto"`` or a dtype policy name.
         seed: Seed of shuffling and augmentation.
 
@@ -125,13 +128,14 @@ def cifar10_fast_recipe(
         ('cifar10_fast', True)
     """
     policy = resolve_precision(precision)
+    peak = 0.4 * batch_size / 512 if peak_learning_rate is None else peak_learning_rate
 
     def schedule(total_steps: int):
         warmup = max(1, int(total_steps * warmup_fraction))
         return keras.optimizers.schedules.CosineDecay(
             0.0,
             decay_steps=max(1, total_steps - warmup),
-            warmup_target=peak_learning_rate,
+            warmup_target=peak,
             warmup_steps=warmup,
         )
 
@@ -141,6 +145,7 @@ def cifar10_fast_recipe(
             num_classes=num_classes,
             input_shape=input_shape,
             normalization=normalization,
+            width=width,
             dtype=policy,
         ),
         make_optimizer=lambda lr: keras.optimizers.SGD(

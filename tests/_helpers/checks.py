@@ -19,8 +19,14 @@ def check_keras_roundtrip(model: keras.Model, x, tmp_path: pathlib.Path) -> kera
     return loaded
 
 
-def check_layer(layer_cls, init_kwargs: dict, input_shape, expected_output_shape, tmp_path,
-                input_dtype="float32"):
+def check_layer(
+    layer_cls,
+    init_kwargs: dict,
+    input_shape,
+    expected_output_shape,
+    tmp_path,
+    input_dtype="float32",
+):
     """Build ``layer_cls(**init_kwargs)``: shapes, config round trip, .keras round trip, a fit step."""
     layer = layer_cls(**init_kwargs)
     rng = np.random.default_rng(0)
