@@ -27,7 +27,7 @@ def check_layer(
     tmp_path,
     input_dtype="float32",
 ):
-    """Build ``layer_cls(**init_kwargs)``: shapes, config round trip, .keras round trip, a fit step."""
+    """Build the layer: shapes, config round trip, .keras round trip, one fit step."""
     layer = layer_cls(**init_kwargs)
     rng = np.random.default_rng(0)
     x = (rng.uniform(0, 255, size=input_shape)).astype(input_dtype)

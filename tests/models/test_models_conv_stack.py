@@ -136,10 +136,11 @@ def test_classic_network_matches_the_keras_example():
 def test_fast_network():
     model = cifar10_fast()
     assert model.count_params() == 2_443_210
-    norms = [l for l in model._flatten_layers() if isinstance(l, keras.layers.BatchNormalization)]
+    layers = list(model._flatten_layers())
+    norms = [layer for layer in layers if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(isinstance(n, BatchNorm) for n in norms)
     keras_bn = cifar10_fast(normalization="keras_batch")
-    assert not any(isinstance(l, BatchNorm) for l in keras_bn._flatten_layers())
+    assert not any(isinstance(layer, BatchNorm) for layer in keras_bn._flatten_layers())
     assert keras_bn.count_params() == model.count_params()
 
 
