@@ -1,0 +1,127 @@
+"""Shared pieces of the benchmarks: machine peaks, FLOP counting, timing, result files."""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import platform
+import statistics
+import time
+
+RESULTS = pathlib.Path(__file__).resolve().parent / "results"
+SHARED_CIFAR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-train-jpeg.tar.gz"
+CACHE = pathlib.Path(os.environ.get("CNNKIT_BENCH_CACHE", "/tmp/cnnkit-bench-cache"))
+
+
+def machine() -> dict:
+    """CPU model, core count, memory and the library's hardware report."""
+    import keras
+    import tensorflow as tf
+
+    from keras_cnnkit import __version__, detect_hardware
+
+    info = detect_hardware()
+    mem = ""
+    try:
+        with open("/proc/meminfo") as f:
+            mem = f"{int(f.readline().split()[1]) / 2**20:.0f} GiB"
+    except OSError:
+        pass
+    return {
+        "cpu": info.device_name,
+        "cores": os.cpu_count(),
+        "memory": mem,
+        "isa": list(info.isa),
+        "device": info.device,
+        "chosen_precision": info.precision,
+        "reason": info.reason,
+        "python": platform.python_version(),
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "keras_cnnkit": __version__,
+    }
+
+
+def matmul_peak(dtype: str = "float32", n: int = 2048, repeats: int = 5) -> float:
+    """Dense matmul GFLOP/s (best of ``repeats``), timing a graph that returns a 2x2 corner."""
+    import tensorflow as tf
+
+    a = tf.random.normal((n, n), dtype=tf.float32)
+    b = tf.random.normal((n, n), dtype=tf.float32)
+    a, b = tf.cast(a, dtype), tf.cast(b, dtype)
+
+    @tf.function
+    def step():
+        return tf.matmul(a, b)[:2, :2]
+
+    step().numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        step().numpy()
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
+def forward_flops(model, input_shape) -> int:
+    """FLOPs of one forward pass of one image, counted from the traced graph's Conv2D and MatMul ops.
+
+    A multiply-add counts as 2 FLOPs; training is taken as 3x the forward pass.
+    """
+    import tensorflow as tf
+
+    spec = tf.TensorSpec((1, *input_shape), model.inputs[0].dtype)
+    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
+    total = 0
+    for op in graph.get_operations():
+        if op.type in ("Conv2D", "_FusedConv2D"):
+            out = op.outputs[0].shape.as_list()
+            kh, kw, cin, cout = op.inputs[1].shape.as_list()
+            total += 2 * out[0] * out[1] * out[2] * kh * kw * cin * cout
+        elif op.type in ("MatMul", "BatchMatMulV2"):
+            m, k = op.inputs[0].shape.as_list()[-2:]
+            n = op.inputs[1].shape.as_list()[-1]
+            total += 2 * m * k * n
+    return total
+
+
+class StepTimer:
+    """A Keras callback recording the wall time of every training batch."""
+
+    def __new__(cls):
+        import keras
+
+        class _Timer(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.times: list[float] = []
+                self._start = 0.0
+
+            def on_train_batch_begin(self, batch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_train_batch_end(self, batch, logs=None):
+                self.times.append(time.perf_counter() - self._start)
+
+            def median(self, skip: int = 2) -> float:
+                return statistics.median(self.times[skip:] or self.times)
+
+        return _Timer()
+
+
+def write_results(name: str, data: dict, markdown: str) -> None:
+    """Write ``results/NAME.json`` and ``results/NAME.md``."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(data, indent=2) + "\n")
+    (RESULTS / f"{name}.md").write_text(markdown.rstrip() + "\n")
+    print(markdown)
+    print(f"\nwrote {RESULTS / name}.json and .md")
+
+
+def machine_markdown(m: dict) -> str:
+    return (
+        f"Machine: {m['cpu']}, {m['cores']} cores, {m['memory']}; ISA {' '.join(m['isa']) or '-'}; "
+        f"TensorFlow {m['tensorflow']}, Keras {m['keras']}, keras-cnnkit {m['keras_cnnkit']}. "
+        f"precision='auto' chose **{m['chosen_precision']}** ({m['reason']})."
+    )

@@ -1,0 +1,143 @@
+"""CIFAR-10: the classic and the fast recipe on the real images, per epoch, side by side.
+
+On the 50,000 CIFAR-10 training JPEGs in ``../shared/data`` (a seeded 5,000-image validation
+split held out), trains ``cifar10_classic_recipe`` and ``cifar10_fast_recipe`` within time
+budgets and reports, per epoch: wall time, images/s, training FLOPs (counted from the
+model's graph), achieved GFLOP/s against the float32 matmul peak measured in the same run,
+and validation accuracy. Then: how soon the fast recipe reaches the accuracy the classic
+recipe has at the end of its budget.
+
+Run: ``python benchmarks/cifar10.py`` (defaults: classic 30 min, fast 60 min; see --help
+for shorter runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from _common import (  # noqa: E402
+    CACHE,
+    SHARED_CIFAR,
+    forward_flops,
+    machine,
+    machine_markdown,
+    matmul_peak,
+    write_results,
+)
+from keras_cnnkit import cifar10_classic_recipe, cifar10_fast_recipe, load_image_folder  # noqa: E402
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Per-epoch wall time, throughput and validation accuracy; stops at a time budget."""
+
+    def __init__(self, recipe, x_val, y_val, n_train, budget_s, flops_per_image):
+        super().__init__()
+        self.recipe, self.x_val, self.y_val = recipe, x_val, y_val
+        self.n_train, self.budget_s, self.flops = n_train, budget_s, flops_per_image
+        self.rows: list[dict] = []
+        self.train_s = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._t = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        seconds = time.perf_counter() - self._t
+        self.train_s += seconds
+        acc = self.recipe.evaluate(self.x_val, self.y_val)
+        ips = self.n_train / seconds
+        row = {"epoch": epoch + 1, "epoch_s": seconds, "train_s": self.train_s, "img_per_s": ips,
+               "gflop_per_s": ips * self.flops / 1e9, "val_accuracy": acc}
+        self.rows.append(row)
+        print(f"{self.recipe.name} epoch {epoch + 1}: {seconds:.0f} s, {ips:.0f} img/s, val {acc:.4f}", flush=True)
+        if self.train_s >= self.budget_s:
+            self.model.stop_training = True
+
+
+def run(recipe, train, val, budget_s, epochs):
+    flops = 3 * forward_flops(recipe.model, train.x.shape[1:])
+    log = EpochLog(recipe, val.x, val.y, len(train.y), budget_s, flops)
+    recipe.fit(train.x, train.y, epochs=epochs, callbacks=[log], verbose=0)
+    return flops, log.rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--classic-minutes", type=float, default=30.0)
+    parser.add_argument("--fast-minutes", type=float, default=60.0)
+    parser.add_argument("--fast-epochs", type=int, default=12, help="length of the fast schedule")
+    parser.add_argument("--fast-width", type=float, default=1.0)
+    parser.add_argument("--train-size", type=int, default=None, help="use a subset for a quick run")
+    parser.add_argument("--precision", default="auto")
+    args = parser.parse_args()
+    if not SHARED_CIFAR.exists():
+        raise SystemExit(f"CIFAR-10 images not found at {SHARED_CIFAR}")
+
+    m = machine()
+    peak = matmul_peak("float32")
+    data = load_image_folder(SHARED_CIFAR, subdir="train", cache_dir=CACHE)
+    train, val = data.split(5000, seed=0)
+    if args.train_size:
+        idx = np.random.default_rng(1).permutation(len(train.y))[: args.train_size]
+        train = train._take(idx)
+    print(f"{len(train.y)} training, {len(val.y)} validation images; fp32 peak {peak:.0f} GFLOP/s", flush=True)
+
+    keras.utils.set_random_seed(0)
+    classic = cifar10_classic_recipe(precision=args.precision)
+    classic_flops, classic_rows = run(classic, train, val, args.classic_minutes * 60, classic.epochs)
+    keras.utils.set_random_seed(0)
+    fast = cifar10_fast_recipe(epochs=args.fast_epochs, width=args.fast_width, precision=args.precision)
+    fast_flops, fast_rows = run(fast, train, val, args.fast_minutes * 60, args.fast_epochs)
+
+    target = classic_rows[-1]["val_accuracy"]
+    reached = next((r for r in fast_rows if r["val_accuracy"] >= target), None)
+    ninety = next((r for r in fast_rows if r["val_accuracy"] >= 0.90), None)
+    lines = [
+        "# CIFAR-10: classic vs fast recipe",
+        "",
+        machine_markdown(m),
+        "",
+        f"{len(train.y)} training images, {len(val.y)} held-out validation images (seeded split). "
+        f"float32 matmul peak measured in the same run: **{peak:.0f} GFLOP/s**. Budgets: classic "
+        f"{args.classic_minutes:g} min, fast {args.fast_minutes:g} min ({args.fast_epochs}-epoch schedule, "
+        f"width {args.fast_width:g}). Validation accuracy of the fast recipe uses flip test-time augmentation.",
+        "",
+        "| recipe | epoch | epoch s | total train s | img/s | train GFLOP/img | GFLOP/s | % fp32 peak | val acc |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, flops, rows in (("classic", classic_flops, classic_rows), ("fast", fast_flops, fast_rows)):
+        for r in rows:
+            lines.append(
+                f"| {name} | {r['epoch']} | {r['epoch_s']:.0f} | {r['train_s']:.0f} | {r['img_per_s']:.0f} | "
+                f"{flops / 1e9:.3f} | {r['gflop_per_s']:.0f} | {100 * r['gflop_per_s'] / peak:.0f} % | "
+                f"{r['val_accuracy']:.4f} |"
+            )
+    summary = (
+        f"Classic after {classic_rows[-1]['train_s'] / 60:.1f} min: {target:.4f}. "
+        + (f"Fast reached it after {reached['train_s'] / 60:.1f} min "
+           f"({classic_rows[-1]['train_s'] / reached['train_s']:.1f}x sooner). " if reached else
+           "Fast did not reach it within its budget. ")
+        + (f"Fast reached 90 % after {ninety['train_s'] / 60:.1f} min." if ninety else
+           f"Fast did not reach 90 % (best {max(r['val_accuracy'] for r in fast_rows):.4f}).")
+    )
+    lines += ["", summary]
+    write_results(
+        "cifar10",
+        {"machine": m, "fp32_peak_gflops": peak, "args": vars(args), "train_images": len(train.y),
+         "classic": {"train_gflop_per_image": classic_flops / 1e9, "epochs": classic_rows},
+         "fast": {"train_gflop_per_image": fast_flops / 1e9, "epochs": fast_rows},
+         "classic_final_accuracy": target,
+         "fast_minutes_to_classic": reached["train_s"] / 60 if reached else None,
+         "fast_minutes_to_90": ninety["train_s"] / 60 if ninety else None},
+        "\n".join(lines),
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,192 @@
+"""Training and inference speed of the fast CIFAR-10 network, as ratios measured in one run.
+
+Rows, all on the same machine in the same process:
+
+* the machine's dense matmul peaks (float32 and bfloat16);
+* the obvious Keras code of the fast network (float32, ``keras.layers.BatchNormalization``,
+  plain ``fit``), written here by hand: the baseline;
+* the same network through the library (``cifar10_fast_recipe``: fused BatchNorm and the
+  precision chosen from the hardware);
+* the same network hand-written with the library's layers, against the builder (the
+  builder must cost nothing);
+* inference of the exported SavedModel, float32 and the chosen precision.
+
+Run: ``python benchmarks/speed.py [--batch-size 256] [--steps 8]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from _common import (  # noqa: E402
+    StepTimer,
+    forward_flops,
+    machine,
+    machine_markdown,
+    matmul_peak,
+    write_results,
+)
+from keras_cnnkit import cifar10_fast, cifar10_fast_recipe  # noqa: E402
+from keras_cnnkit.layers import BatchNorm, Normalize  # noqa: E402
+
+
+def handwritten(norm: str, dtype: str | None) -> keras.Model:
+    """The fast network written out layer by layer with plain Keras layers."""
+    layers = keras.layers
+
+    def bn(name):
+        if norm == "keras":
+            return layers.BatchNormalization(name=name, dtype=dtype)
+        return BatchNorm(name=name, dtype=dtype)
+
+    def conv_bn_relu(x, filters, name, pool=False):
+        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
+                          name=f"{name}_conv", dtype=dtype)(x)
+        x = bn(f"{name}_bn")(x)
+        x = layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
+        if pool:
+            x = layers.MaxPooling2D(2, name=f"{name}_pool", dtype=dtype)(x)
+        return x
+
+    def residual(x, filters, name):
+        y = conv_bn_relu(x, filters, f"{name}_a")
+        y = conv_bn_relu(y, filters, f"{name}_b")
+        return layers.Add(name=f"{name}_add", dtype=dtype)([x, y])
+
+    inputs = keras.Input((32, 32, 3), dtype="uint8")
+    x = Normalize(scale=1 / 255, dtype=dtype)(inputs)
+    x = conv_bn_relu(x, 64, "stem")
+    x = conv_bn_relu(x, 128, "s1", pool=True)
+    x = residual(x, 128, "s1r")
+    x = conv_bn_relu(x, 256, "s2", pool=True)
+    x = conv_bn_relu(x, 256, "s3", pool=True)
+    x = residual(x, 256, "s3r")
+    x = layers.GlobalMaxPooling2D(dtype=dtype)(x)
+    x = layers.Dense(10, dtype="float32")(x)
+    x = layers.Rescaling(0.125, dtype="float32")(x)
+    outputs = layers.Activation("softmax", dtype="float32")(x)
+    return keras.Model(inputs, outputs)
+
+
+def train_speed(model, x, y, batch_size, steps, optimizer=None) -> float:
+    """Median img/s of ``model.fit`` steps (after 2 warm-up steps)."""
+    if optimizer is None:
+        optimizer = keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True)
+    if getattr(model, "optimizer", None) is None:
+        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
+    timer = StepTimer()
+    n = batch_size * (steps + 2)
+    model.fit(x[:n], y[:n], batch_size=batch_size, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
+    return batch_size / timer.median()
+
+
+def inference_speed(model, x, batch_size, repeats=5) -> float:
+    """img/s of the exported SavedModel's serving function."""
+    import tensorflow as tf
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model.export(tmp, format="tf_saved_model", verbose=False)
+        served = tf.saved_model.load(tmp)
+        batch = tf.constant(x[:batch_size])
+        served.serve(batch)
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.perf_counter()
+            served.serve(batch).numpy()
+            best = min(best, time.perf_counter() - start)
+    return batch_size / best
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--steps", type=int, default=6, help="timed steps per variant")
+    args = parser.parse_args()
+
+    m = machine()
+    chosen = m["chosen_precision"]
+    print(machine_markdown(m))
+    peaks = {"float32": matmul_peak("float32")}
+    peaks["bfloat16"] = matmul_peak("bfloat16", n=2048 if "amx_bf16" in m["isa"] else 1024)
+    peak_of = {"float32": peaks["float32"], "mixed_bfloat16": peaks["bfloat16"]}.get(chosen, peaks["float32"])
+
+    rng = np.random.default_rng(0)
+    n = args.batch_size * (args.steps + 2)
+    x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+    y = rng.integers(0, 10, n)
+    flops = 3 * forward_flops(cifar10_fast(), (32, 32, 3))
+    rows = []
+
+    def record(name, ips, precision):
+        gflops = ips * flops / 1e9
+        peak = peak_of if precision == chosen else peaks["float32"]
+        rows.append({"variant": name, "precision": precision, "img_per_s": ips,
+                     "gflop_per_s": gflops, "fraction_of_peak": gflops / peak})
+        print(f"{name}: {ips:.1f} img/s, {gflops:.0f} GFLOP/s")
+
+    keras.utils.set_random_seed(0)
+    record("obvious Keras (float32, keras BN, fit)", train_speed(handwritten("keras", "float32"), x, y, args.batch_size, args.steps), "float32")
+    recipe = cifar10_fast_recipe(batch_size=args.batch_size, precision="auto")
+    recipe.compile(num_examples=50_000)
+    library_ips = train_speed(recipe.model, x, y, args.batch_size, args.steps)
+    record(f"keras_cnnkit cifar10_fast_recipe ({chosen}, fused BN)", library_ips, chosen)
+    if chosen != "float32":
+        record("keras_cnnkit cifar10_fast (float32, fused BN)", train_speed(cifar10_fast(dtype="float32"), x, y, args.batch_size, args.steps), "float32")
+    hand_ips = train_speed(handwritten("fused", chosen), x, y, args.batch_size, args.steps)
+    record(f"hand-written, same layers ({chosen}, fused BN)", hand_ips, chosen)
+    builder_ips = train_speed(cifar10_fast(dtype=chosen), x, y, args.batch_size, args.steps)
+    record(f"builder conv_stack, same compile ({chosen}, fused BN)", builder_ips, chosen)
+
+    inference = {"float32": inference_speed(cifar10_fast(dtype="float32"), x, args.batch_size)}
+    if chosen != "float32":
+        inference[chosen] = inference_speed(cifar10_fast(dtype=chosen), x, args.batch_size)
+
+    base = rows[0]["img_per_s"]
+    speedup = library_ips / base
+    builder_cost = 1 - builder_ips / hand_ips
+    target = 4.0 if "amx_bf16" in m["isa"] else 1.3
+    lines = [
+        "# Training speed of the fast CIFAR-10 network",
+        "",
+        machine_markdown(m),
+        "",
+        f"Matmul peaks (GFLOP/s): float32 **{peaks['float32']:.0f}**, bfloat16 **{peaks['bfloat16']:.0f}**. "
+        f"Training cost {flops / 1e9:.3f} GFLOP/image (3x the forward Conv2D/MatMul FLOPs counted from the graph). "
+        f"Batch {args.batch_size}, median of {args.steps} `fit` steps after 2 warm-up steps.",
+        "",
+        "| variant | precision | img/s | GFLOP/s | % of peak | vs baseline |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['variant']} | {r['precision']} | {r['img_per_s']:.1f} | {r['gflop_per_s']:.0f} | "
+            f"{100 * r['fraction_of_peak']:.0f} % | {r['img_per_s'] / base:.2f}x |"
+        )
+    lines += [
+        "",
+        f"Library vs obvious Keras: **{speedup:.2f}x** (target {target}x on this CPU class). "
+        f"Library at **{100 * library_ips * flops / 1e9 / peak_of:.0f} %** of the {chosen} matmul peak (target 70 %). "
+        f"Builder vs hand-written with the same layers: {100 * builder_cost:+.1f} % slower (target at most 2 %).",
+        "",
+        "| exported SavedModel inference | img/s |",
+        "|---|---:|",
+    ] + [f"| {k} | {v:.0f} |" for k, v in inference.items()]
+    write_results(
+        "speed",
+        {"machine": m, "peaks_gflops": peaks, "train_gflop_per_image": flops / 1e9,
+         "batch_size": args.batch_size, "rows": rows, "speedup_vs_obvious_keras": speedup,
+         "builder_cost_fraction": builder_cost, "inference_img_per_s": inference},
+        "\n".join(lines),
+    )
+
+
+if __name__ == "__main__":
+    main()
