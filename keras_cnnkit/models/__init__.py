@@ -2,6 +2,7 @@
 
 from keras_cnnkit.models.cifar10 import CLASSIC_SPEC, FAST_SPEC, cifar10_classic, cifar10_fast
 from keras_cnnkit.models.conv_stack import conv_stack
+from keras_cnnkit.models.precision import cast_precision
 from keras_cnnkit.models.spec import ConvStackSpec, HeadSpec, StageSpec, validate_spec
 
 __all__ = [
@@ -10,6 +11,7 @@ __all__ = [
     "FAST_SPEC",
     "HeadSpec",
     "StageSpec",
+    "cast_precision",
     "cifar10_classic",
     "cifar10_fast",
     "conv_stack",

@@ -11,6 +11,7 @@ import keras
 import numpy as np
 
 from keras_cnnkit.errors import DataError
+from keras_cnnkit.hardware import detect_hardware
 from keras_cnnkit.training.losses import SparseCategoricalCrossentropy
 
 
@@ -34,6 +35,8 @@ class TrainingRecipe:
         tta_flip: Average predictions on the image and its mirror image at evaluation.
         precision: The dtype policy the model was built with.
         seed: Seed of shuffling and augmentation.
+        jit_compile: Passed to ``compile``; ``None`` keeps XLA off for TensorFlow on
+            a CPU (where it is slower than graph mode) and lets Keras decide elsewhere.
     """
 
     name: str
@@ -47,6 +50,7 @@ class TrainingRecipe:
     tta_flip: bool = False
     precision: str = "float32"
     seed: int = 0
+    jit_compile: bool | str | None = None
 
     def steps_per_epoch(self, num_examples: int) -> int:
         """Number of training steps of one epoch over ``num_examples``."""
@@ -66,12 +70,37 @@ class TrainingRecipe:
         optimizer = self.make_optimizer(self.make_schedule(total))
         if self.precision == "mixed_float16":
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        jit = self.jit_compile
+        if jit is None:
+            info = detect_hardware()
+            jit = False if (info.backend == "tensorflow" and info.device == "cpu") else "auto"
         self.model.compile(
             optimizer=optimizer,
+            jit_compile=jit,
             loss=SparseCategoricalCrossentropy(label_smoothing=self.label_smoothing),
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
         return self.model
+
+    def metadata(self) -> dict[str, Any]:
+        """What a run of this recipe should record: recipe, precision and why, hardware.
+
+        Returns:
+            Plain data (JSON-serializable).
+        """
+        info = detect_hardware()
+        return {
+            "recipe": self.name,
+            "epochs": self.epochs,
+            "batch_size": self.batch_size,
+            "label_smoothing": self.label_smoothing,
+            "precision": self.precision,
+            "precision_reason": (
+                info.reason if self.precision == info.precision else "chosen by the caller"
+            ),
+            "hardware": info.as_dict(),
+            "seed": self.seed,
+        }
 
     def dataset(self, x, y=None, *, training: bool = False, batch_size: int | None = None):
         """Batch arrays into a ``tf.data.Dataset`` (shuffled and augmented when training).

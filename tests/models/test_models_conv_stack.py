@@ -161,3 +161,24 @@ def test_head_spec_hidden_units_and_logit_scale():
     model = conv_stack(spec, input_shape=(8, 8, 3), num_classes=2)
     head = model.get_layer("head")
     assert head.logit_scale == 0.5 and head.out_act is None
+
+
+def test_cast_precision_carries_weights(tmp_path):
+    from keras_cnnkit.models import cast_precision
+
+    model = conv_stack(SMALL, input_shape=(16, 16, 3), num_classes=3, dtype="mixed_bfloat16")
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    x = np.random.default_rng(0).integers(0, 256, (8, 16, 16, 3)).astype("uint8")
+    model.fit(x, np.arange(8) % 3, epochs=1, verbose=0)
+    model.save(tmp_path / "bf16.keras")
+    loaded = keras.saving.load_model(tmp_path / "bf16.keras")
+    fp32 = cast_precision(loaded, "float32")
+    assert {layer.compute_dtype for layer in fp32.layers[1:]} == {"float32"}
+    for a, b in zip(fp32.get_weights(), model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    expected = model.predict(x, verbose=0)
+    got = fp32.predict(x, verbose=0)
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=0.05)
+    back = cast_precision(fp32, "mixed_bfloat16")
+    assert back.get_layer("stage1_conv1").compute_dtype == "bfloat16"

@@ -78,3 +78,17 @@ def test_fast_recipe_beats_chance_on_real_cifar10(cifar10_dir):
     recipe.fit(train.x, train.y, verbose=0)
     accuracy = recipe.evaluate(val.x, val.y)
     assert accuracy > 0.5, accuracy  # chance is 0.25
+
+
+def test_recipe_keeps_xla_off_on_cpu_and_records_metadata():
+    from keras_cnnkit import detect_hardware
+
+    recipe = cifar10_fast_recipe(width=0.125, precision="auto")
+    recipe.compile(num_examples=64)
+    info = detect_hardware()
+    if info.device == "cpu":
+        assert recipe.model.jit_compile is False
+    meta = recipe.metadata()
+    assert meta["precision"] == info.precision
+    assert meta["precision_reason"] == info.reason
+    assert meta["hardware"]["backend"] == "tensorflow"
