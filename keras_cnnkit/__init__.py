@@ -8,7 +8,7 @@ precision the hardware runs fastest, and measure how well it tolerates shifts::
                           input_shape=(32, 32, 3), num_classes=10)
 """
 
-from keras_cnnkit import datasets, errors, evaluation, layers, models, training
+from keras_cnnkit import datasets, errors, evaluation, io, layers, models, training
 from keras_cnnkit._version import __version__
 from keras_cnnkit.datasets import load_image_folder
 from keras_cnnkit.evaluation import shift_robustness
@@ -39,6 +39,7 @@ __all__ = [
     "detect_hardware",
     "errors",
     "evaluation",
+    "io",
     "layers",
     "load_image_folder",
     "models",

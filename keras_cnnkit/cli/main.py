@@ -17,7 +17,7 @@ from keras_cnnkit._version import __version__
 from keras_cnnkit.errors import CnnkitError
 
 #: Modules under keras_cnnkit.cli that add commands, in the order ``--help`` lists them.
-COMMAND_MODULES = ("demo", "info")
+COMMAND_MODULES = ("demo", "info", "io_commands")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,745 @@
+"""Google Cloud Storage upload and download that lose nothing.
+
+* Files are streamed: large ones go through resumable uploads in chunks of
+  :attr:`GCSOptions.chunk_size`, never read whole into memory.
+* Every transfer is checked by crc32c against what the server reports; a mismatch
+  raises :class:`~keras_cnnkit.errors.IntegrityError` and the bad copy is removed.
+* Nothing is overwritten unless asked (``if_generation_match=0``); with
+  ``overwrite=True`` an object is replaced only when its new content is complete.
+* A folder (e.g. a SavedModel) is uploaded file by file, then a manifest object
+  listing every file with its size and crc32c is written last. A download reads the
+  manifest and checks every file against it, so a partial upload is never taken for a
+  complete one.
+* Downloads go to a temporary name and are renamed into place once verified.
+* Requests are retried until a deadline the caller sets. Credentials come from
+  Application Default Credentials or an explicit client; ``STORAGE_EMULATOR_HOST``
+  points the client at a local server. Credentials never appear in logs or errors.
+
+``google-cloud-storage`` is imported only when a function here is called (the ``gcs``
+extra).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import dataclasses
+import datetime
+import json
+import logging
+import os
+import pathlib
+import re
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from keras_cnnkit._optional import require
+from keras_cnnkit._version import __version__
+from keras_cnnkit.errors import DataError, IntegrityError, StorageError
+from keras_cnnkit.io import _files
+from keras_cnnkit.io._progress import ProgressCallback, make_callback
+
+logger = logging.getLogger(__name__)
+
+MiB = 1 << 20
+#: Name of the manifest object written last under an uploaded folder's prefix.
+MANIFEST_NAME = ".keras_cnnkit-manifest.json"
+MANIFEST_FORMAT = "keras_cnnkit.gcs-manifest"
+_CHUNK_UNIT = 256 * 1024  # resumable upload chunks must be a multiple of 256 KiB
+_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
+
+
+@dataclasses.dataclass(frozen=True)
+class GCSOptions:
+    """How to reach Google Cloud Storage.
+
+    With no ``client``, a ``google.cloud.storage.Client`` is created from
+    ``project`` and ``credentials``, or from Application Default Credentials (``gcloud
+    auth application-default login``, a service account on GCP, or
+    ``GOOGLE_APPLICATION_CREDENTIALS``). When ``STORAGE_EMULATOR_HOST`` is set, that
+    server is used without credentials.
+
+    Attributes:
+        client: A ready ``google.cloud.storage.Client`` (used as is, not closed).
+        project: Billing project for a new client.
+        credentials: ``google.auth`` credentials for a new client (never logged).
+        timeout: Seconds each HTTP request may take.
+        deadline: Seconds a failing request (or upload chunk) is retried before giving up.
+        chunk_size: Bytes per resumable upload chunk (a multiple of 256 KiB); files up
+            to 8 MiB are sent in one request.
+
+    Example:
+        >>> GCSOptions(deadline=30).deadline
+        30
+    """
+
+    client: Any = dataclasses.field(default=None, repr=False)
+    project: str | None = None
+    credentials: Any = dataclasses.field(default=None, repr=False)
+    timeout: float = 60.0
+    deadline: float = 300.0
+    chunk_size: int = 16 * MiB
+
+    def __post_init__(self):
+        if int(self.chunk_size) <= 0 or int(self.chunk_size) % _CHUNK_UNIT:
+            raise DataError(
+                f"GCSOptions.chunk_size must be a positive multiple of 256 KiB, "
+                f"got {self.chunk_size!r}"
+            )
+        if not float(self.timeout) > 0 or not float(self.deadline) > 0:
+            raise DataError(
+                f"GCSOptions.timeout and deadline must be positive, got timeout="
+                f"{self.timeout!r}, deadline={self.deadline!r}"
+            )
+
+
+@dataclasses.dataclass
+class TransferResult:
+    """What an :func:`upload` or :func:`download` moved.
+
+    Attributes:
+        uri: The ``gs://`` URI of the object or folder prefix.
+        local: The local file or folder.
+        files: One entry per file: ``path`` (relative to the folder, or the object
+            name), ``size`` and ``crc32c`` (base64, as GCS reports it).
+        bytes: Total bytes moved.
+        seconds: Wall time of the transfer.
+    """
+
+    uri: str
+    local: pathlib.Path
+    files: list[dict]
+    bytes: int
+    seconds: float
+
+    @property
+    def mb_per_s(self) -> float:
+        """Throughput in MB/s (10^6 bytes)."""
+        return self.bytes / max(self.seconds, 1e-9) / 1e6
+
+
+def parse_uri(uri: str) -> tuple[str, str]:
+    """Split ``gs://bucket/name`` into ``(bucket, name)``.
+
+    Args:
+        uri: A ``gs://`` URI.
+
+    Returns:
+        The bucket and the object name or prefix (possibly empty).
+
+    Raises:
+        DataError: If ``uri`` is not a valid ``gs://`` URI.
+
+    Example:
+        >>> parse_uri("gs://my-bucket/models/m.keras")
+        ('my-bucket', 'models/m.keras')
+    """
+    if not isinstance(uri, str) or not uri.startswith("gs://"):
+        raise DataError(f"expected a gs://bucket/path URI, got {uri!r}")
+    bucket, _, name = uri[len("gs://") :].partition("/")
+    if not _BUCKET_RE.match(bucket):
+        raise DataError(f"{uri!r} does not name a valid bucket (got bucket {bucket!r})")
+    if "//" in name or name.startswith("/"):
+        raise DataError(f"{uri!r} has an empty path segment")
+    return bucket, name
+
+
+def upload(
+    source: str | os.PathLike,
+    uri: str,
+    *,
+    overwrite: bool = False,
+    progress: bool | ProgressCallback = True,
+    gcs: GCSOptions | None = None,
+) -> TransferResult:
+    """Upload a file or a folder to Google Cloud Storage, verified by crc32c.
+
+    A file goes to ``uri`` itself, or to ``uri + file name`` when ``uri`` ends with
+    ``/``. A folder goes under the prefix ``uri/``, file by file, followed by a
+    manifest object (``.keras_cnnkit-manifest.json``) listing every file and its
+    checksum; :func:`download` requires it.
+
+    Args:
+        source: Local file or folder.
+        uri: Destination ``gs://bucket/name``.
+        overwrite: Replace existing objects. A replaced file object changes only when
+            the new upload is complete; for a folder the old manifest is removed first,
+            so readers see either the complete new folder or no manifest, and objects
+            left over from the old folder are deleted at the end.
+        progress: ``True`` for a progress bar on stderr, ``False`` for none, or a
+            callable ``(done_bytes, total_bytes)``.
+        gcs: Client, credentials, timeouts, retry deadline and chunk size.
+
+    Returns:
+        A :class:`TransferResult`.
+
+    Raises:
+        StorageError: If the source is missing, the destination exists and
+            ``overwrite`` is false, the bucket does not exist, access is denied, or
+            the server cannot be reached before the retry deadline. No object is left at
+            the destination of an interrupted file upload.
+        IntegrityError: If the server's checksum differs from the local file's.
+        MissingDependencyError: If google-cloud-storage is not installed.
+
+    Example:
+        >>> upload("export/", "gs://my-bucket/models/v1")  # doctest: +SKIP
+    """
+    source = pathlib.Path(source)
+    bucket_name, name = parse_uri(uri)
+    opts = gcs if gcs is not None else GCSOptions()
+    if not source.exists():
+        raise StorageError(f"cannot upload {str(source)!r}: it does not exist")
+    start = time.monotonic()
+    with _client(opts) as client:
+        bucket = client.bucket(bucket_name)
+        if source.is_dir():
+            prefix = name.rstrip("/")
+            if not prefix:
+                raise DataError(
+                    f"uploading a folder needs a prefix: gs://{bucket_name}/NAME, got {uri!r}"
+                )
+            files = _upload_folder(client, opts, bucket, source, prefix, overwrite, progress, uri)
+            result_uri = f"gs://{bucket_name}/{prefix}"
+        else:
+            if not name or name.endswith("/"):
+                name = name + source.name
+            result_uri = f"gs://{bucket_name}/{name}"
+            size = source.stat().st_size
+            callback = make_callback(progress, result_uri)
+            entry = _upload_file(client, opts, bucket, source, name, overwrite, callback, size)
+            files = [entry]
+    total = sum(f["size"] for f in files)
+    return TransferResult(result_uri, source, files, total, time.monotonic() - start)
+
+
+def download(
+    uri: str,
+    dest: str | os.PathLike,
+    *,
+    overwrite: bool = False,
+    progress: bool | ProgressCallback = True,
+    gcs: GCSOptions | None = None,
+) -> TransferResult:
+    """Download an object or an uploaded folder, verified by crc32c.
+
+    If ``uri`` names an object, it is downloaded to ``dest`` (or into ``dest`` when
+    that is an existing folder). Otherwise ``uri`` must be a folder written by
+    :func:`upload`: its manifest is read and every file listed is downloaded and
+    checked against it. A prefix holding objects but no manifest is refused, as its
+    upload did not finish. Data goes to a temporary name beside ``dest`` and is
+    renamed into place only after every check passed.
+
+    Args:
+        uri: Source ``gs://bucket/name``.
+        dest: Local destination file or folder.
+        overwrite: Replace an existing ``dest``.
+        progress: ``True`` for a progress bar on stderr, ``False`` for none, or a
+            callable ``(done_bytes, total_bytes)``.
+        gcs: Client, credentials, timeouts and retry deadline.
+
+    Returns:
+        A :class:`TransferResult`.
+
+    Raises:
+        StorageError: If nothing exists at ``uri``, ``dest`` exists and ``overwrite``
+            is false, access is denied, or the server cannot be reached in time.
+        IntegrityError: If data does not match the server's or the manifest's
+            checksum, or a folder has no manifest.
+        MissingDependencyError: If google-cloud-storage is not installed.
+
+    Example:
+        >>> download("gs://my-bucket/models/v1", "serving/1")  # doctest: +SKIP
+    """
+    bucket_name, name = parse_uri(uri)
+    opts = gcs if gcs is not None else GCSOptions()
+    dest = pathlib.Path(dest)
+    start = time.monotonic()
+    with _client(opts) as client:
+        bucket = client.bucket(bucket_name)
+        blob = None
+        if name and not name.endswith("/"):
+            with _errors("reading", uri, client, opts):
+                blob = bucket.get_blob(name, timeout=opts.timeout, retry=_retry(opts))
+        if blob is not None:
+            if dest.is_dir():
+                dest = dest / name.rsplit("/", 1)[-1]
+            _files.check_writable(dest, overwrite)
+            callback = make_callback(progress, str(dest))
+            files = [_download_file(client, opts, blob, dest, callback, blob.size)]
+        else:
+            files = _download_folder(
+                client, opts, bucket, name.rstrip("/"), dest, overwrite, progress, uri
+            )
+    total = sum(f["size"] for f in files)
+    return TransferResult(uri, dest, files, total, time.monotonic() - start)
+
+
+def exists(uri: str, *, gcs: GCSOptions | None = None) -> bool:
+    """Whether an object exists at ``uri``.
+
+    Args:
+        uri: ``gs://bucket/name``.
+        gcs: Client, credentials, timeouts and retry deadline.
+
+    Returns:
+        ``True`` if the object exists.
+
+    Raises:
+        StorageError: If the bucket does not exist or the server cannot be reached.
+
+    Example:
+        >>> exists("gs://my-bucket/models/m.keras")  # doctest: +SKIP
+        True
+    """
+    bucket_name, name = parse_uri(uri)
+    opts = gcs if gcs is not None else GCSOptions()
+    with _client(opts) as client, _errors("reading", uri, client, opts):
+        blob = client.bucket(bucket_name).get_blob(name, timeout=opts.timeout, retry=_retry(opts))
+        if blob is None:
+            _check_bucket(client, opts, bucket_name, uri)
+        return blob is not None
+
+
+def ensure_absent(uri: str, *, folder: bool = False, gcs: GCSOptions | None = None) -> None:
+    """Raise unless nothing exists at ``uri`` (an object, or a folder prefix).
+
+    Args:
+        uri: ``gs://bucket/name``.
+        folder: Check the prefix ``uri/`` instead of the object ``uri``.
+        gcs: Client, credentials, timeouts and retry deadline.
+
+    Raises:
+        StorageError: If something exists there, or the bucket does not exist.
+
+    Example:
+        >>> ensure_absent("gs://my-bucket/models/v2", folder=True)  # doctest: +SKIP
+    """
+    bucket_name, name = parse_uri(uri)
+    opts = gcs if gcs is not None else GCSOptions()
+    with _client(opts) as client, _errors("checking", uri, client, opts):
+        bucket = client.bucket(bucket_name)
+        if folder:
+            found = list(
+                client.list_blobs(
+                    bucket,
+                    prefix=name.rstrip("/") + "/",
+                    max_results=1,
+                    timeout=opts.timeout,
+                    retry=_retry(opts),
+                )
+            )
+        else:
+            found = [bucket.get_blob(name, timeout=opts.timeout, retry=_retry(opts))]
+            found = [b for b in found if b is not None]
+        if found:
+            what = "already holds objects" if folder else "already exists"
+            raise StorageError(f"{uri!r} {what}; pass overwrite=True to replace it")
+        _check_bucket(client, opts, bucket_name, uri)
+
+
+# --------------------------------------------------------------------------- internals
+
+
+@contextlib.contextmanager
+def _client(opts: GCSOptions) -> Iterator[Any]:
+    if opts.client is not None:
+        yield opts.client
+        return
+    storage = require("google.cloud.storage", extra="gcs")
+    auth_exceptions = require("google.auth.exceptions", extra="gcs")
+    try:
+        client = storage.Client(project=opts.project, credentials=opts.credentials)
+    except auth_exceptions.DefaultCredentialsError:
+        raise StorageError(
+            "no Google Cloud credentials found: run `gcloud auth application-default login`, "
+            "set GOOGLE_APPLICATION_CREDENTIALS, or pass GCSOptions(credentials=...) or "
+            "GCSOptions(client=...)"
+        ) from None
+    except OSError as exc:  # e.g. a missing or unreadable credentials file
+        raise StorageError(f"cannot create a storage client: {_redact(str(exc))}") from None
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+def _retry(opts: GCSOptions):
+    retry_mod = require("google.cloud.storage.retry", extra="gcs")
+    return retry_mod.DEFAULT_RETRY.with_timeout(float(opts.deadline))
+
+
+def _redact(text: str) -> str:
+    """Remove anything credential-like from a message: tokens, signatures, query strings."""
+    text = re.sub(r"(?i)(bearer|basic)\s+[^\s,'\"]+", r"\1 <redacted>", text)
+    text = re.sub(
+        r"(?i)(access_token|token|signature|key)([\"']?\s*[:=]\s*[\"']?)[^\s,'\"&]+",
+        r"\1\2<redacted>",
+        text,
+    )
+    return re.sub(r"\?[^\s'\"]+", "?<query>", text)
+
+
+def _check_bucket(client, opts: GCSOptions, bucket_name: str, uri: str) -> None:
+    """Raise a clear error if the bucket of ``uri`` does not exist or is not visible."""
+    exceptions = require("google.api_core.exceptions", extra="gcs")
+    try:
+        found = client.lookup_bucket(bucket_name, timeout=opts.timeout, retry=_retry(opts))
+    except exceptions.Forbidden:
+        return  # cannot tell: the caller's own error stands
+    if found is None:
+        raise StorageError(f"bucket {bucket_name!r} does not exist (for {uri!r})")
+
+
+@contextlib.contextmanager
+def _errors(action: str, uri: str, client, opts: GCSOptions) -> Iterator[None]:
+    """Translate google-cloud-storage and transport errors into keras_cnnkit errors."""
+    exceptions = require("google.api_core.exceptions", extra="gcs")
+    storage_exceptions = require("google.cloud.storage.exceptions", extra="gcs")
+    auth_exceptions = require("google.auth.exceptions", extra="gcs")
+    requests_exceptions = require("requests.exceptions", extra="gcs")
+    try:
+        yield
+    except (StorageError, DataError):
+        raise
+    except storage_exceptions.DataCorruption:
+        raise IntegrityError(
+            f"{action} {uri!r}: the data received does not match the checksum the server "
+            "reports (corrupted in transit or at rest); nothing was kept"
+        ) from None
+    except exceptions.NotFound as exc:
+        bucket_name, _ = parse_uri(uri)
+        with contextlib.suppress(exceptions.GoogleAPIError, requests_exceptions.RequestException):
+            _check_bucket(client, opts, bucket_name, uri)
+        raise StorageError(f"{action} {uri!r}: not found ({_redact(str(exc))})") from None
+    except exceptions.PreconditionFailed:
+        raise StorageError(
+            f"{action} {uri!r}: the object already exists or was changed by someone else "
+            "meanwhile; pass overwrite=True to replace it"
+        ) from None
+    except (exceptions.Forbidden, exceptions.Unauthorized) as exc:
+        raise StorageError(
+            f"{action} {uri!r}: permission denied ({exc.code}); check that the credentials in "
+            "use may access this bucket"
+        ) from None
+    except exceptions.RetryError as exc:
+        cause = exc.cause if exc.cause is not None else exc
+        raise StorageError(
+            f"{action} {uri!r} failed: still failing after retrying for {opts.deadline:g} s "
+            f"(last error: {type(cause).__name__}: {_redact(str(cause))[:300]}); the server "
+            "may be unreachable. Raise GCSOptions(deadline=...) to wait longer"
+        ) from None
+    except auth_exceptions.GoogleAuthError as exc:
+        raise StorageError(
+            f"{action} {uri!r}: authentication failed ({type(exc).__name__}); check the "
+            "credentials (Application Default Credentials or GCSOptions(credentials=...))"
+        ) from None
+    except requests_exceptions.RequestException as exc:
+        raise StorageError(
+            f"{action} {uri!r} failed: cannot reach the storage server "
+            f"({type(exc).__name__}: {_redact(str(exc))[:300]})"
+        ) from None
+    except exceptions.GoogleAPICallError as exc:
+        raise StorageError(f"{action} {uri!r} failed: {_redact(str(exc))[:500]}") from None
+    except (storage_exceptions.InvalidResponse, ValueError) as exc:
+        raise StorageError(f"{action} {uri!r} failed: {_redact(str(exc))[:500]}") from None
+
+
+def _crc32c():
+    return require("google_crc32c", extra="gcs").Checksum()
+
+
+def _b64(checksum) -> str:
+    return base64.b64encode(checksum.digest()).decode("ascii")
+
+
+class _HashingReader:
+    """A file wrapper computing crc32c over the bytes read, in order, once.
+
+    Resumable uploads may seek back to resend a chunk: bytes before the hashed
+    high-water mark are not hashed again.
+    """
+
+    def __init__(self, raw, total: int, callback: ProgressCallback | None):
+        self.raw = raw
+        self.total = total
+        self.callback = callback
+        self.checksum = _crc32c()
+        self.hashed = 0
+
+    def read(self, size: int = -1) -> bytes:
+        pos = self.raw.tell()
+        data = self.raw.read(size)
+        end = pos + len(data)
+        if pos > self.hashed:
+            raise StorageError("upload stream skipped data; cannot verify its checksum")
+        if end > self.hashed:
+            self.checksum.update(data[self.hashed - pos :] if pos < self.hashed else data)
+            self.hashed = end
+            if self.callback is not None:
+                self.callback(end, self.total)
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self.raw.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.raw.tell()
+
+    def seekable(self) -> bool:
+        return True
+
+    def readable(self) -> bool:
+        return True
+
+
+class _HashingWriter:
+    """A file wrapper computing crc32c and size over the bytes written."""
+
+    def __init__(self, raw, total: int, callback: ProgressCallback | None):
+        self.raw = raw
+        self.total = total
+        self.callback = callback
+        self.checksum = _crc32c()
+        self.size = 0
+
+    def write(self, data) -> int:
+        self.raw.write(data)
+        self.checksum.update(bytes(data))
+        self.size += len(data)
+        if self.callback is not None:
+            self.callback(self.size, self.total)
+        return len(data)
+
+    def flush(self) -> None:
+        self.raw.flush()
+
+
+def _upload_file(
+    client, opts, bucket, source: pathlib.Path, name: str, overwrite: bool, callback, size: int
+) -> dict:
+    uri = f"gs://{bucket.name}/{name}"
+    retry = _retry(opts)
+    with _errors("uploading to", uri, client, opts):
+        existing = bucket.get_blob(name, timeout=opts.timeout, retry=retry)
+        if existing is not None and not overwrite:
+            raise StorageError(f"{uri!r} already exists; pass overwrite=True to replace it")
+        # Replace exactly the generation seen (0: the object must not exist), so a
+        # concurrent writer is never silently overwritten.
+        generation = existing.generation if existing is not None else 0
+        blob = bucket.blob(name, chunk_size=int(opts.chunk_size))
+        with open(source, "rb") as raw:
+            reader = _HashingReader(raw, size, callback)
+            blob.upload_from_file(
+                reader,
+                size=size,
+                content_type="application/octet-stream",
+                checksum="crc32c",
+                if_generation_match=generation,
+                timeout=opts.timeout,
+                retry=retry,
+            )
+        if reader.hashed != size:
+            raise StorageError(f"{str(source)!r} changed size while it was uploaded")
+        if size == 0 and callback is not None:
+            callback(0, 0)
+        local_crc = _b64(reader.checksum)
+        if blob.crc32c != local_crc or blob.size is None or int(blob.size) != size:
+            with contextlib.suppress(Exception):
+                blob.delete(if_generation_match=blob.generation, timeout=opts.timeout)
+            raise IntegrityError(
+                f"uploading {str(source)!r} to {uri!r}: the server reports crc32c "
+                f"{blob.crc32c} and size {blob.size}, the file has {local_crc} and {size}; "
+                "the object was deleted"
+            )
+    logger.info("uploaded %s (%d bytes, crc32c %s)", uri, size, local_crc)
+    return {"path": name, "size": size, "crc32c": local_crc}
+
+
+def _download_file(client, opts, blob, dest: pathlib.Path, callback, size: int) -> dict:
+    uri = f"gs://{blob.bucket.name}/{blob.name}"
+    expected = blob.crc32c
+    if not expected:
+        raise IntegrityError(f"{uri!r}: the server reports no crc32c, so it cannot be verified")
+    with _errors("downloading", uri, client, opts), _files.atomic_path(dest) as tmp:
+        with open(tmp, "wb") as raw:
+            writer = _HashingWriter(raw, size, callback)
+            # The crc32c is checked here, against the metadata of exactly this
+            # generation, rather than a second time inside the client library.
+            blob.download_to_file(
+                writer,
+                checksum=None,
+                if_generation_match=blob.generation,
+                timeout=opts.timeout,
+                retry=_retry(opts),
+            )
+        got = _b64(writer.checksum)
+        if got != expected or writer.size != size:
+            raise IntegrityError(
+                f"downloading {uri!r}: the data received does not match the checksum the "
+                f"server reports ({writer.size} bytes with crc32c {got}; expected {size} bytes "
+                f"with crc32c {expected}); nothing was kept"
+            )
+    logger.info("downloaded %s to %s (%d bytes)", uri, dest, size)
+    return {"path": blob.name, "size": size, "crc32c": expected}
+
+
+def _folder_files(source: pathlib.Path) -> list[tuple[pathlib.Path, str]]:
+    files = []
+    for path in sorted(source.rglob("*")):
+        if path.is_dir():
+            continue
+        if not path.is_file():
+            raise StorageError(f"cannot upload {str(path)!r}: not a regular file")
+        files.append((path, path.relative_to(source).as_posix()))
+    if not files:
+        raise StorageError(f"cannot upload folder {str(source)!r}: it holds no files")
+    return files
+
+
+def _upload_folder(client, opts, bucket, source, prefix, overwrite, progress, uri) -> list[dict]:
+    folder_uri = f"gs://{bucket.name}/{prefix}/"
+    files = _folder_files(source)
+    total = sum(path.stat().st_size for path, _ in files)
+    manifest_name = f"{prefix}/{MANIFEST_NAME}"
+    retry = _retry(opts)
+    with _errors("uploading to", folder_uri, client, opts):
+        old = [
+            b.name
+            for b in client.list_blobs(
+                bucket, prefix=prefix + "/", timeout=opts.timeout, retry=retry
+            )
+        ]
+        if old and not overwrite:
+            raise StorageError(
+                f"{folder_uri!r} already holds {len(old)} object(s); pass overwrite=True to "
+                "replace the folder"
+            )
+        if manifest_name in old:
+            # Without its manifest the old folder reads as incomplete while it is replaced.
+            bucket.blob(manifest_name).delete(timeout=opts.timeout, retry=retry)
+
+    callback = make_callback(progress, folder_uri)
+    done = 0
+
+    def file_progress(n, _total):
+        if callback is not None:
+            callback(done + n, total)
+
+    entries = []
+    for path, rel in files:
+        size = path.stat().st_size
+        entry = _upload_file(
+            client, opts, bucket, path, f"{prefix}/{rel}", overwrite, file_progress, size
+        )
+        entries.append({"path": rel, "size": size, "crc32c": entry["crc32c"]})
+        done += size
+        file_progress(0, total)
+    if callback is not None and total == 0:
+        callback(0, 0)
+
+    manifest = {
+        "format_name": MANIFEST_FORMAT,
+        "format_version": 1,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "keras_cnnkit_version": __version__,
+        "files": entries,
+    }
+    with _errors("writing the manifest of", folder_uri, client, opts):
+        bucket.blob(manifest_name).upload_from_string(
+            json.dumps(manifest, indent=2),
+            content_type="application/json",
+            checksum="crc32c",
+            if_generation_match=0,
+            timeout=opts.timeout,
+            retry=retry,
+        )
+        stale = set(old) - {f"{prefix}/{e['path']}" for e in entries} - {manifest_name}
+        for name in sorted(stale):
+            with contextlib.suppress(require("google.api_core.exceptions", "gcs").NotFound):
+                bucket.blob(name).delete(timeout=opts.timeout, retry=retry)
+    logger.info("uploaded folder %s (%d files, %d bytes)", folder_uri, len(entries), total)
+    return entries
+
+
+def _read_manifest(client, opts, bucket, prefix: str, uri: str) -> dict | None:
+    name = f"{prefix}/{MANIFEST_NAME}" if prefix else MANIFEST_NAME
+    with _errors("reading", uri, client, opts):
+        blob = bucket.get_blob(name, timeout=opts.timeout, retry=_retry(opts))
+        if blob is None:
+            return None
+        data = blob.download_as_bytes(checksum="crc32c", timeout=opts.timeout, retry=_retry(opts))
+    try:
+        manifest = json.loads(data)
+        if manifest.get("format_name") != MANIFEST_FORMAT:
+            raise ValueError("not a keras_cnnkit manifest")
+        files = manifest["files"]
+        for entry in files:
+            rel = pathlib.PurePosixPath(entry["path"])
+            if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+                raise ValueError(f"unsafe path {entry['path']!r}")
+            int(entry["size"]), str(entry["crc32c"])
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise IntegrityError(f"the manifest of {uri!r} is invalid: {exc}") from None
+    return manifest
+
+
+def _download_folder(client, opts, bucket, prefix, dest, overwrite, progress, uri) -> list[dict]:
+    manifest = _read_manifest(client, opts, bucket, prefix, uri)
+    if manifest is None:
+        with _errors("reading", uri, client, opts):
+            listed = list(
+                client.list_blobs(
+                    bucket,
+                    prefix=prefix + "/" if prefix else None,
+                    max_results=1,
+                    timeout=opts.timeout,
+                    retry=_retry(opts),
+                )
+            )
+            if not listed:
+                _check_bucket(client, opts, bucket.name, uri)
+                raise StorageError(f"nothing found at {uri!r}: no object and no folder")
+        raise IntegrityError(
+            f"{uri!r} holds objects but no manifest: its upload did not finish (or it was not "
+            "written by keras_cnnkit.io.upload), so it may be incomplete; upload it again"
+        )
+    _files.check_writable(dest, overwrite)
+    entries = manifest["files"]
+    total = sum(int(e["size"]) for e in entries)
+    callback = make_callback(progress, str(dest))
+    done = 0
+
+    def file_progress(n, _total):
+        if callback is not None:
+            callback(done + n, total)
+
+    tmp = _files.temp_sibling(dest)
+    try:
+        tmp.mkdir()
+        for entry in entries:
+            name = f"{prefix}/{entry['path']}" if prefix else entry["path"]
+            file_uri = f"gs://{bucket.name}/{name}"
+            with _errors("downloading", file_uri, client, opts):
+                blob = bucket.get_blob(name, timeout=opts.timeout, retry=_retry(opts))
+            if blob is None:
+                raise IntegrityError(
+                    f"{file_uri!r} is listed in the manifest of {uri!r} but does not exist"
+                )
+            if blob.crc32c != entry["crc32c"] or int(blob.size) != int(entry["size"]):
+                raise IntegrityError(
+                    f"{file_uri!r} does not match the manifest of {uri!r} (crc32c "
+                    f"{blob.crc32c}, size {blob.size}; manifest: {entry['crc32c']}, "
+                    f"{entry['size']}): it was changed after the upload"
+                )
+            local = tmp.joinpath(*pathlib.PurePosixPath(entry["path"]).parts)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            _download_file(client, opts, blob, local, file_progress, int(entry["size"]))
+            done += int(entry["size"])
+        if callback is not None:
+            callback(total, total)
+        _files.replace_dir(tmp, dest)
+    finally:
+        _files.remove(tmp)
+    logger.info("downloaded folder %s to %s (%d files)", uri, dest, len(entries))
+    return [dict(e) for e in entries]
