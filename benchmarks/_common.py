@@ -10,7 +10,9 @@ import statistics
 import time
 
 RESULTS = pathlib.Path(__file__).resolve().parent / "results"
-SHARED_CIFAR = pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-train-jpeg.tar.gz"
+SHARED_CIFAR = (
+    pathlib.Path(__file__).resolve().parents[2] / "shared" / "data" / "cifar10-train-jpeg.tar.gz"
+)
 CACHE = pathlib.Path(os.environ.get("CNNKIT_BENCH_CACHE", "/tmp/cnnkit-bench-cache"))
 
 

@@ -21,7 +21,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
 from _common import (  # noqa: E402
     CACHE,
     SHARED_CIFAR,
@@ -31,6 +30,7 @@ from _common import (  # noqa: E402
     matmul_peak,
     write_results,
 )
+
 from keras_cnnkit import cifar10_classic_recipe, cifar10_fast_recipe, load_image_folder  # noqa: E402
 
 
@@ -52,10 +52,19 @@ class EpochLog(keras.callbacks.Callback):
         self.train_s += seconds
         acc = self.recipe.evaluate(self.x_val, self.y_val)
         ips = self.n_train / seconds
-        row = {"epoch": epoch + 1, "epoch_s": seconds, "train_s": self.train_s, "img_per_s": ips,
-               "gflop_per_s": ips * self.flops / 1e9, "val_accuracy": acc}
+        row = {
+            "epoch": epoch + 1,
+            "epoch_s": seconds,
+            "train_s": self.train_s,
+            "img_per_s": ips,
+            "gflop_per_s": ips * self.flops / 1e9,
+            "val_accuracy": acc,
+        }
         self.rows.append(row)
-        print(f"{self.recipe.name} epoch {epoch + 1}: {seconds:.0f} s, {ips:.0f} img/s, val {acc:.4f}", flush=True)
+        print(
+            f"{self.recipe.name} epoch {epoch + 1}: {seconds:.0f} s, {ips:.0f} img/s, val {acc:.4f}",
+            flush=True,
+        )
         if self.train_s >= self.budget_s:
             self.model.stop_training = True
 
@@ -86,13 +95,20 @@ def main() -> None:
     if args.train_size:
         idx = np.random.default_rng(1).permutation(len(train.y))[: args.train_size]
         train = train._take(idx)
-    print(f"{len(train.y)} training, {len(val.y)} validation images; fp32 peak {peak:.0f} GFLOP/s", flush=True)
+    print(
+        f"{len(train.y)} training, {len(val.y)} validation images; fp32 peak {peak:.0f} GFLOP/s",
+        flush=True,
+    )
 
     keras.utils.set_random_seed(0)
     classic = cifar10_classic_recipe(precision=args.precision)
-    classic_flops, classic_rows = run(classic, train, val, args.classic_minutes * 60, classic.epochs)
+    classic_flops, classic_rows = run(
+        classic, train, val, args.classic_minutes * 60, classic.epochs
+    )
     keras.utils.set_random_seed(0)
-    fast = cifar10_fast_recipe(epochs=args.fast_epochs, width=args.fast_width, precision=args.precision)
+    fast = cifar10_fast_recipe(
+        epochs=args.fast_epochs, width=args.fast_width, precision=args.precision
+    )
     fast_flops, fast_rows = run(fast, train, val, args.fast_minutes * 60, args.fast_epochs)
 
     target = classic_rows[-1]["val_accuracy"]
@@ -111,7 +127,10 @@ def main() -> None:
         "| recipe | epoch | epoch s | total train s | img/s | train GFLOP/img | GFLOP/s | % fp32 peak | val acc |",
         "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, flops, rows in (("classic", classic_flops, classic_rows), ("fast", fast_flops, fast_rows)):
+    for name, flops, rows in (
+        ("classic", classic_flops, classic_rows),
+        ("fast", fast_flops, fast_rows),
+    ):
         for r in rows:
             lines.append(
                 f"| {name} | {r['epoch']} | {r['epoch_s']:.0f} | {r['train_s']:.0f} | {r['img_per_s']:.0f} | "
@@ -120,21 +139,32 @@ def main() -> None:
             )
     summary = (
         f"Classic after {classic_rows[-1]['train_s'] / 60:.1f} min: {target:.4f}. "
-        + (f"Fast reached it after {reached['train_s'] / 60:.1f} min "
-           f"({classic_rows[-1]['train_s'] / reached['train_s']:.1f}x sooner). " if reached else
-           "Fast did not reach it within its budget. ")
-        + (f"Fast reached 90 % after {ninety['train_s'] / 60:.1f} min." if ninety else
-           f"Fast did not reach 90 % (best {max(r['val_accuracy'] for r in fast_rows):.4f}).")
+        + (
+            f"Fast reached it after {reached['train_s'] / 60:.1f} min "
+            f"({classic_rows[-1]['train_s'] / reached['train_s']:.1f}x sooner). "
+            if reached
+            else "Fast did not reach it within its budget. "
+        )
+        + (
+            f"Fast reached 90 % after {ninety['train_s'] / 60:.1f} min."
+            if ninety
+            else f"Fast did not reach 90 % (best {max(r['val_accuracy'] for r in fast_rows):.4f})."
+        )
     )
     lines += ["", summary]
     write_results(
         "cifar10",
-        {"machine": m, "fp32_peak_gflops": peak, "args": vars(args), "train_images": len(train.y),
-         "classic": {"train_gflop_per_image": classic_flops / 1e9, "epochs": classic_rows},
-         "fast": {"train_gflop_per_image": fast_flops / 1e9, "epochs": fast_rows},
-         "classic_final_accuracy": target,
-         "fast_minutes_to_classic": reached["train_s"] / 60 if reached else None,
-         "fast_minutes_to_90": ninety["train_s"] / 60 if ninety else None},
+        {
+            "machine": m,
+            "fp32_peak_gflops": peak,
+            "args": vars(args),
+            "train_images": len(train.y),
+            "classic": {"train_gflop_per_image": classic_flops / 1e9, "epochs": classic_rows},
+            "fast": {"train_gflop_per_image": fast_flops / 1e9, "epochs": fast_rows},
+            "classic_final_accuracy": target,
+            "fast_minutes_to_classic": reached["train_s"] / 60 if reached else None,
+            "fast_minutes_to_90": ninety["train_s"] / 60 if ninety else None,
+        },
         "\n".join(lines),
     )
 

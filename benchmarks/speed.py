@@ -25,7 +25,6 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
-
 from _common import (  # noqa: E402
     StepTimer,
     forward_flops,
@@ -34,6 +33,7 @@ from _common import (  # noqa: E402
     matmul_peak,
     write_results,
 )
+
 from keras_cnnkit import cifar10_fast, cifar10_fast_recipe  # noqa: E402
 from keras_cnnkit.layers import BatchNorm, Normalize  # noqa: E402
 
@@ -48,8 +48,15 @@ def handwritten(norm: str, dtype: str | None) -> keras.Model:
         return BatchNorm(name=name, dtype=dtype)
 
     def conv_bn_relu(x, filters, name, pool=False):
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, kernel_initializer="he_normal",
-                          name=f"{name}_conv", dtype=dtype)(x)
+        x = layers.Conv2D(
+            filters,
+            3,
+            padding="same",
+            use_bias=False,
+            kernel_initializer="he_normal",
+            name=f"{name}_conv",
+            dtype=dtype,
+        )(x)
         x = bn(f"{name}_bn")(x)
         x = layers.ReLU(name=f"{name}_relu", dtype=dtype)(x)
         if pool:
@@ -76,16 +83,38 @@ def handwritten(norm: str, dtype: str | None) -> keras.Model:
     return keras.Model(inputs, outputs)
 
 
-def train_speed(model, x, y, batch_size, steps, optimizer=None) -> float:
-    """Median img/s of ``model.fit`` steps (after 2 warm-up steps)."""
-    if optimizer is None:
-        optimizer = keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True)
-    if getattr(model, "optimizer", None) is None:
-        model.compile(optimizer=optimizer, loss="sparse_categorical_crossentropy")
-    timer = StepTimer()
-    n = batch_size * (steps + 2)
-    model.fit(x[:n], y[:n], batch_size=batch_size, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
-    return batch_size / timer.median()
+def compiled(model):
+    """Compile with the same optimizer and loss as every other variant."""
+    model.compile(
+        optimizer=keras.optimizers.SGD(0.01, momentum=0.9, nesterov=True),
+        loss="sparse_categorical_crossentropy",
+        jit_compile=False,
+    )
+    return model
+
+
+def interleaved_speeds(models: dict, x, y, batch_size, steps, rounds) -> dict:
+    """Median img/s of each model's ``fit`` steps, measured in interleaved rounds.
+
+    Every round runs ``steps`` steps of each model in turn, so a change in the machine's
+    load affects all variants alike; the first round (tracing, warm-up) is not counted.
+    """
+    timers = {name: StepTimer() for name in models}
+    n = batch_size * steps
+    for r in range(rounds + 1):
+        for name, model in models.items():
+            timer = timers[name] if r else StepTimer()
+            model.fit(
+                x[:n],
+                y[:n],
+                batch_size=batch_size,
+                epochs=1,
+                verbose=0,
+                shuffle=False,
+                callbacks=[timer],
+            )
+            print(f"round {r} {name}: {batch_size / timer.median(skip=0):.1f} img/s", flush=True)
+    return {name: batch_size / t.median(skip=0) for name, t in timers.items()}
 
 
 def inference_speed(model, x, batch_size, repeats=5) -> float:
@@ -108,7 +137,8 @@ def inference_speed(model, x, batch_size, repeats=5) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=6, help="timed steps per variant")
+    parser.add_argument("--steps", type=int, default=4, help="timed steps per variant and round")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds after a warm-up")
     args = parser.parse_args()
 
     m = machine()
@@ -116,10 +146,12 @@ def main() -> None:
     print(machine_markdown(m))
     peaks = {"float32": matmul_peak("float32")}
     peaks["bfloat16"] = matmul_peak("bfloat16", n=2048 if "amx_bf16" in m["isa"] else 1024)
-    peak_of = {"float32": peaks["float32"], "mixed_bfloat16": peaks["bfloat16"]}.get(chosen, peaks["float32"])
+    peak_of = {"float32": peaks["float32"], "mixed_bfloat16": peaks["bfloat16"]}.get(
+        chosen, peaks["float32"]
+    )
 
     rng = np.random.default_rng(0)
-    n = args.batch_size * (args.steps + 2)
+    n = args.batch_size * args.steps
     x = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
     y = rng.integers(0, 10, n)
     flops = 3 * forward_flops(cifar10_fast(), (32, 32, 3))
@@ -128,22 +160,45 @@ def main() -> None:
     def record(name, ips, precision):
         gflops = ips * flops / 1e9
         peak = peak_of if precision == chosen else peaks["float32"]
-        rows.append({"variant": name, "precision": precision, "img_per_s": ips,
-                     "gflop_per_s": gflops, "fraction_of_peak": gflops / peak})
+        rows.append(
+            {
+                "variant": name,
+                "precision": precision,
+                "img_per_s": ips,
+                "gflop_per_s": gflops,
+                "fraction_of_peak": gflops / peak,
+            }
+        )
         print(f"{name}: {ips:.1f} img/s, {gflops:.0f} GFLOP/s")
 
     keras.utils.set_random_seed(0)
-    record("obvious Keras (float32, keras BN, fit)", train_speed(handwritten("keras", "float32"), x, y, args.batch_size, args.steps), "float32")
     recipe = cifar10_fast_recipe(batch_size=args.batch_size, precision="auto")
     recipe.compile(num_examples=50_000)
-    library_ips = train_speed(recipe.model, x, y, args.batch_size, args.steps)
-    record(f"keras_cnnkit cifar10_fast_recipe ({chosen}, fused BN)", library_ips, chosen)
+    names = {
+        "baseline": ("obvious Keras (float32, keras BN, fit)", "float32"),
+        "library": (f"keras_cnnkit cifar10_fast_recipe ({chosen}, fused BN)", chosen),
+        "fused_fp32": ("keras_cnnkit cifar10_fast (float32, fused BN)", "float32"),
+        "hand": (f"hand-written, same layers ({chosen}, fused BN)", chosen),
+        "builder": (f"builder conv_stack, same compile ({chosen}, fused BN)", chosen),
+    }
+    models = {
+        "baseline": compiled(handwritten("keras", "float32")),
+        "library": recipe.model,
+        "hand": compiled(handwritten("fused", chosen)),
+        "builder": compiled(cifar10_fast(dtype=chosen)),
+    }
     if chosen != "float32":
-        record("keras_cnnkit cifar10_fast (float32, fused BN)", train_speed(cifar10_fast(dtype="float32"), x, y, args.batch_size, args.steps), "float32")
-    hand_ips = train_speed(handwritten("fused", chosen), x, y, args.batch_size, args.steps)
-    record(f"hand-written, same layers ({chosen}, fused BN)", hand_ips, chosen)
-    builder_ips = train_speed(cifar10_fast(dtype=chosen), x, y, args.batch_size, args.steps)
-    record(f"builder conv_stack, same compile ({chosen}, fused BN)", builder_ips, chosen)
+        models["fused_fp32"] = compiled(cifar10_fast(dtype="float32"))
+    speeds = interleaved_speeds(models, x, y, args.batch_size, args.steps, args.rounds)
+    # peaks again after the training rounds: the better of the two readings counts
+    peaks["float32"] = max(peaks["float32"], matmul_peak("float32"))
+    if chosen == "mixed_bfloat16":
+        peaks["bfloat16"] = max(peaks["bfloat16"], matmul_peak("bfloat16"))
+    peak_of = peaks["bfloat16"] if chosen == "mixed_bfloat16" else peaks["float32"]
+    for key in ("baseline", "library", "fused_fp32", "hand", "builder"):
+        if key in speeds:
+            record(names[key][0], speeds[key], names[key][1])
+    library_ips, hand_ips, builder_ips = speeds["library"], speeds["hand"], speeds["builder"]
 
     inference = {"float32": inference_speed(cifar10_fast(dtype="float32"), x, args.batch_size)}
     if chosen != "float32":
@@ -160,7 +215,8 @@ def main() -> None:
         "",
         f"Matmul peaks (GFLOP/s): float32 **{peaks['float32']:.0f}**, bfloat16 **{peaks['bfloat16']:.0f}**. "
         f"Training cost {flops / 1e9:.3f} GFLOP/image (3x the forward Conv2D/MatMul FLOPs counted from the graph). "
-        f"Batch {args.batch_size}, median of {args.steps} `fit` steps after 2 warm-up steps.",
+        f"Batch {args.batch_size}; each variant's median step over {args.rounds} interleaved rounds of "
+        f"{args.steps} `fit` steps (after a warm-up round), so load changes hit all variants alike.",
         "",
         "| variant | precision | img/s | GFLOP/s | % of peak | vs baseline |",
         "|---|---|---:|---:|---:|---:|",
@@ -181,9 +237,16 @@ def main() -> None:
     ] + [f"| {k} | {v:.0f} |" for k, v in inference.items()]
     write_results(
         "speed",
-        {"machine": m, "peaks_gflops": peaks, "train_gflop_per_image": flops / 1e9,
-         "batch_size": args.batch_size, "rows": rows, "speedup_vs_obvious_keras": speedup,
-         "builder_cost_fraction": builder_cost, "inference_img_per_s": inference},
+        {
+            "machine": m,
+            "peaks_gflops": peaks,
+            "train_gflop_per_image": flops / 1e9,
+            "batch_size": args.batch_size,
+            "rows": rows,
+            "speedup_vs_obvious_keras": speedup,
+            "builder_cost_fraction": builder_cost,
+            "inference_img_per_s": inference,
+        },
         "\n".join(lines),
     )
 
