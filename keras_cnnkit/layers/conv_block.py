@@ -27,6 +27,8 @@ class ConvBlock(keras.layers.Layer):
         padding: ``"same"`` or ``"valid"``.
         normalization: One of :data:`~keras_cnnkit.layers.NORMALIZATIONS`
             (default ``"batch"``, the fused :class:`BatchNorm`).
+        norm_momentum: Momentum of the batch normalization's moving statistics
+            (``0.99``, Keras' default; ``0.9`` suits short, fast schedules).
         activation: Any Keras activation name, or ``None``.
         pool: ``"max"``, ``"avg"`` or ``None``.
         pool_size: Pooling window and stride.
@@ -54,6 +56,7 @@ class ConvBlock(keras.layers.Layer):
         strides: int = 1,
         padding: str = "same",
         normalization: str | None = "batch",
+        norm_momentum: float = 0.99,
         activation: str | None = "relu",
         pool: str | None = None,
         pool_size: int = 2,
@@ -79,6 +82,7 @@ class ConvBlock(keras.layers.Layer):
         self.strides = int(strides)
         self.padding = padding
         self.normalization = normalization
+        self.norm_momentum = float(norm_momentum)
         self.activation = activation
         self.pool = pool
         self.pool_size = int(pool_size)
@@ -100,7 +104,11 @@ class ConvBlock(keras.layers.Layer):
             dtype=self.dtype_policy,
         )
         self.norm = make_normalization(
-            normalization, name="norm", channels=self.filters, dtype=self.dtype_policy
+            normalization,
+            name="norm",
+            channels=self.filters,
+            momentum=self.norm_momentum,
+            dtype=self.dtype_policy,
         )
         self.act = (
             keras.layers.Activation(activation, name="act", dtype=self.dtype_policy)
@@ -157,6 +165,7 @@ class ConvBlock(keras.layers.Layer):
             strides=self.strides,
             padding=self.padding,
             normalization=self.normalization,
+            norm_momentum=self.norm_momentum,
             activation=self.activation,
             pool=self.pool,
             pool_size=self.pool_size,

@@ -14,7 +14,12 @@ NORMALIZATIONS = ("batch", "keras_batch", "sync_batch", "group", "layer", "none"
 
 
 def make_normalization(
-    kind: str | None, *, name: str, channels: int | None = None, dtype=None
+    kind: str | None,
+    *,
+    name: str,
+    channels: int | None = None,
+    momentum: float = 0.99,
+    dtype=None,
 ) -> keras.layers.Layer | None:
     """Create the normalization layer named by ``kind``.
 
@@ -27,6 +32,8 @@ def make_normalization(
         name: Name of the layer.
         channels: Number of channels it normalizes (sets the group count of
             ``"group"``).
+        momentum: Momentum of the moving statistics of the batch normalizations
+            (Keras convention: ``0.99`` keeps 99 % of the old value each step).
         dtype: Dtype policy of the layer, or ``None`` for the global policy.
 
     Returns:
@@ -42,11 +49,13 @@ def make_normalization(
     if kind is None or kind == "none":
         return None
     if kind == "batch":
-        return BatchNorm(name=name, dtype=dtype)
+        return BatchNorm(momentum=momentum, name=name, dtype=dtype)
     if kind == "keras_batch":
-        return keras.layers.BatchNormalization(name=name, dtype=dtype)
+        return keras.layers.BatchNormalization(momentum=momentum, name=name, dtype=dtype)
     if kind == "sync_batch":
-        return keras.layers.BatchNormalization(synchronized=True, name=name, dtype=dtype)
+        return keras.layers.BatchNormalization(
+            momentum=momentum, synchronized=True, name=name, dtype=dtype
+        )
     if kind == "group":
         groups = math.gcd(int(channels or 32), 32)
         return keras.layers.GroupNormalization(groups=groups, name=name, dtype=dtype)

@@ -26,6 +26,7 @@ class ResidualBlock(keras.layers.Layer):
         strides: Stride of the first convolution (and of the projection).
         normalization: Normalization of each conv block (see
             :func:`~keras_cnnkit.layers.make_normalization`).
+        norm_momentum: Momentum of the batch normalizations' moving statistics.
         activation: Activation of each conv block.
         kernel_initializer: Initializer of every convolution kernel.
         kernel_regularizer: Regularizer of every convolution kernel.
@@ -48,6 +49,7 @@ class ResidualBlock(keras.layers.Layer):
         kernel_size: int = 3,
         strides: int = 1,
         normalization: str | None = "batch",
+        norm_momentum: float = 0.99,
         activation: str | None = "relu",
         kernel_initializer="glorot_uniform",
         kernel_regularizer=None,
@@ -61,6 +63,7 @@ class ResidualBlock(keras.layers.Layer):
         self.kernel_size = int(kernel_size)
         self.strides = int(strides)
         self.normalization = normalization
+        self.norm_momentum = float(norm_momentum)
         self.activation = activation
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
         self.kernel_regularizer = keras.regularizers.get(kernel_regularizer)
@@ -70,6 +73,7 @@ class ResidualBlock(keras.layers.Layer):
                 self.kernel_size,
                 strides=self.strides if i == 0 else 1,
                 normalization=normalization,
+                norm_momentum=self.norm_momentum,
                 activation=activation,
                 kernel_initializer=self.kernel_initializer,
                 kernel_regularizer=self.kernel_regularizer,
@@ -100,6 +104,7 @@ class ResidualBlock(keras.layers.Layer):
                 self.normalization,
                 name="projection_norm",
                 channels=self.filters,
+                momentum=self.norm_momentum,
                 dtype=self.dtype_policy,
             )
             if self.projection_norm is not None:
@@ -133,6 +138,7 @@ class ResidualBlock(keras.layers.Layer):
             kernel_size=self.kernel_size,
             strides=self.strides,
             normalization=self.normalization,
+            norm_momentum=self.norm_momentum,
             activation=self.activation,
             kernel_initializer=keras.initializers.serialize(self.kernel_initializer),
             kernel_regularizer=keras.regularizers.serialize(self.kernel_regularizer),

@@ -35,6 +35,8 @@ FAST_SPEC = ConvStackSpec(
     ),
     head=HeadSpec(pooling="max", logit_scale=0.125),
     normalization="batch",
+    # Short schedules move the weights fast: the statistics must follow (PyTorch's 0.1).
+    norm_momentum=0.9,
     preprocessing="unit",
     kernel_initializer="he_normal",
 )

@@ -75,6 +75,7 @@ def conv_stack(
         x = ConvBlock(
             spec.stem_filters,
             normalization=spec.normalization,
+            norm_momentum=spec.norm_momentum,
             activation=spec.activation,
             name="stem",
             **common,
@@ -108,6 +109,7 @@ def _apply_stage(x, stage: StageSpec, spec: ConvStackSpec, *, name: str, **commo
             strides=stage.strides if c == 1 else 1,
             padding=padding,
             normalization=norm,
+            norm_momentum=spec.norm_momentum,
             activation=act,
             pool=stage.pool if last else None,
             pool_size=stage.pool_size,
@@ -121,6 +123,7 @@ def _apply_stage(x, stage: StageSpec, spec: ConvStackSpec, *, name: str, **commo
             kernel_size=stage.kernel_size,
             strides=stage.strides if (r == 1 and not paddings) else 1,
             normalization=norm,
+            norm_momentum=spec.norm_momentum,
             activation=act,
             name=f"{name}_res{r}",
             **common,

@@ -81,6 +81,7 @@ class ConvStackSpec:
             (``None`` for no stem).
         normalization: Default normalization of every conv block (``"batch"`` is
             the fused :class:`~keras_cnnkit.layers.BatchNorm`).
+        norm_momentum: Momentum of the batch normalizations' moving statistics.
         activation: Default activation of every conv block.
         preprocessing: Name of the :data:`~keras_cnnkit.layers.PRESETS` entry that
             maps raw pixels to the network's input range.
@@ -93,6 +94,7 @@ class ConvStackSpec:
     head: HeadSpec = HeadSpec()
     stem_filters: int | None = None
     normalization: str | None = "batch"
+    norm_momentum: float = 0.99
     activation: str = "relu"
     preprocessing: str = "unit"
     kernel_initializer: str = "glorot_uniform"

@@ -182,3 +182,16 @@ def test_cast_precision_carries_weights(tmp_path):
     np.testing.assert_allclose(got, expected, atol=0.05)
     back = cast_precision(fp32, "mixed_bfloat16")
     assert back.get_layer("stage1_conv1").compute_dtype == "bfloat16"
+
+
+def test_norm_momentum_reaches_every_batch_norm():
+    model = cifar10_fast(width=0.125)
+    norms = [
+        layer
+        for layer in model._flatten_layers()
+        if isinstance(layer, keras.layers.BatchNormalization)
+    ]
+    assert len(norms) == 8 and {n.momentum for n in norms} == {0.9}
+    spec = ConvStackSpec.from_dict({"stages": [4], "norm_momentum": 0.5})
+    block = conv_stack(spec, input_shape=(8, 8, 3)).get_layer("stage1_conv1")
+    assert block.norm.momentum == 0.5 and block.get_config()["norm_momentum"] == 0.5
