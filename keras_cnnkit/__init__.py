@@ -8,10 +8,28 @@ precision the hardware runs fastest, and measure how well it tolerates shifts::
                           input_shape=(32, 32, 3), num_classes=10)
 """
 
-from keras_cnnkit import datasets, errors, evaluation, io, layers, models, training
+from keras_cnnkit import (
+    backbones,
+    datasets,
+    errors,
+    evaluation,
+    finetune,
+    io,
+    layers,
+    models,
+    training,
+)
 from keras_cnnkit._version import __version__
+from keras_cnnkit.backbones import (
+    build_classifier,
+    feature_extractor,
+    get_backbone,
+    list_backbones,
+    save_backbone_weights,
+)
 from keras_cnnkit.datasets import load_image_folder
 from keras_cnnkit.evaluation import shift_robustness
+from keras_cnnkit.finetune import fine_tune, freeze, unfreeze
 from keras_cnnkit.hardware import HardwareInfo, detect_hardware, resolve_precision
 from keras_cnnkit.models import (
     ConvStackSpec,
@@ -30,6 +48,8 @@ __all__ = [
     "StageSpec",
     "TrainingRecipe",
     "__version__",
+    "backbones",
+    "build_classifier",
     "cifar10_classic",
     "cifar10_classic_recipe",
     "cifar10_fast",
@@ -39,11 +59,19 @@ __all__ = [
     "detect_hardware",
     "errors",
     "evaluation",
+    "feature_extractor",
+    "fine_tune",
+    "finetune",
+    "freeze",
+    "get_backbone",
     "io",
     "layers",
+    "list_backbones",
     "load_image_folder",
     "models",
     "resolve_precision",
+    "save_backbone_weights",
     "shift_robustness",
     "training",
+    "unfreeze",
 ]
