@@ -17,6 +17,7 @@ from keras_cnnkit import (
     io,
     layers,
     models,
+    preprocessing,
     training,
 )
 from keras_cnnkit._version import __version__
@@ -69,6 +70,7 @@ __all__ = [
     "list_backbones",
     "load_image_folder",
     "models",
+    "preprocessing",
     "resolve_precision",
     "save_backbone_weights",
     "shift_robustness",
