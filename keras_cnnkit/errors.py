@@ -10,6 +10,7 @@ from __future__ import annotations
 __all__ = [
     "CnnkitError",
     "SpecError",
+    "ConfigError",
     "DataError",
     "ImageDecodeError",
     "MissingDependencyError",
@@ -26,6 +27,10 @@ class CnnkitError(Exception):
 
 class SpecError(CnnkitError, ValueError):
     """A model specification that cannot build a working model (names the stage at fault)."""
+
+
+class ConfigError(CnnkitError, ValueError):
+    """A run configuration with an unknown key or a value of the wrong type (names the key)."""
 
 
 class DataError(CnnkitError, ValueError):
