@@ -17,7 +17,7 @@ from keras_cnnkit._version import __version__
 from keras_cnnkit.errors import CnnkitError
 
 #: Modules under keras_cnnkit.cli that add commands, in the order ``--help`` lists them.
-COMMAND_MODULES = ("demo", "info", "io_commands")
+COMMAND_MODULES = ("demo", "info", "train_commands", "io_commands")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"keras-cnnkit {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks of errors")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         module = importlib.import_module(f"keras_cnnkit.cli.{name}")
@@ -59,6 +60,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CnnkitError as exc:
+        if args.debug:
+            raise
         print(f"cnnkit {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

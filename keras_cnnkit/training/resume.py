@@ -1,0 +1,178 @@
+"""Checkpoints that let a killed run resume where it stopped, and the run's history."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import pathlib
+import tempfile
+from collections.abc import Callable
+from typing import Any
+
+import keras
+
+#: Folder (inside the run's output folder) holding the training state.
+CHECKPOINT_DIR = "checkpoints"
+#: The epoch history, written each epoch beside the training state.
+PARTIAL_HISTORY = "history.partial.json"
+
+
+def write_text_atomic(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file and a rename.
+
+    Args:
+        path: Destination file (its folder is created).
+        text: The content.
+    """
+    path = pathlib.Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        pathlib.Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_epoch(checkpoint_dir: str | os.PathLike) -> int | None:
+    """The number of finished epochs recorded by the training state, if any.
+
+    Args:
+        checkpoint_dir: The run's checkpoint folder.
+
+    Returns:
+        The epoch training resumes at, or ``None`` when there is no training state.
+    """
+    meta = pathlib.Path(checkpoint_dir) / "training_metadata.json"
+    for path in (meta, meta.with_name(meta.name + ".bkp")):
+        try:
+            return int(json.loads(path.read_text(encoding="utf-8"))["epoch"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
+def read_history(path: str | os.PathLike) -> list[dict[str, Any]]:
+    """Read the per-epoch history written by :class:`RunRecorder` (empty if absent)."""
+    try:
+        data = json.loads(pathlib.Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return []
+    return data if isinstance(data, list) else []
+
+
+class TrainingBackup(keras.callbacks.BackupAndRestore):
+    """Keras' ``BackupAndRestore``, saving at every epoch end and every N steps.
+
+    With ``save_freq`` an integer, Keras' callback saves only every N steps and
+    records the epoch count of the current session; this one also saves at the end
+    of each epoch and records the true epoch, so a run resumed twice still resumes at
+    the right epoch. It keeps two states (``double_checkpoint``), so a kill while
+    writing one falls back to the other.
+
+    Args:
+        backup_dir: Folder of the training state.
+        save_freq: ``"epoch"`` or a number of steps.
+    """
+
+    def __init__(self, backup_dir: str, save_freq: int | str = "epoch"):
+        super().__init__(
+            backup_dir, save_freq=save_freq, double_checkpoint=True, delete_checkpoint=False
+        )
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self.save_freq != "epoch":
+            self._save_model()
+
+
+class RunRecorder(keras.callbacks.Callback):
+    """Record every epoch's logs across resumed sessions, and save the best model.
+
+    The history is kept in ``history_path`` (rewritten atomically each epoch). When a
+    session starts at epoch ``e`` (restored by :class:`TrainingBackup`), entries from
+    epoch ``e`` on are dropped, so every epoch appears exactly once.
+
+    Args:
+        history_path: The JSON file of the history, or ``None`` not to write it.
+        monitor: The logged value that picks the best model (e.g. ``"val_accuracy"``).
+        save_best: ``f(model, entry)`` called when the monitored value improves, or
+            ``None``.
+    """
+
+    def __init__(
+        self,
+        history_path: str | os.PathLike | None,
+        monitor: str,
+        save_best: Callable[[keras.Model, dict], None] | None = None,
+    ):
+        super().__init__()
+        self.history_path = history_path
+        self.monitor = monitor
+        self.mode = "min" if "loss" in monitor else "max"
+        self.save_best = save_best
+        self.entries = read_history(history_path) if history_path else []
+        self.first_epoch: int | None = None
+
+    def truncate(self, epoch: int) -> None:
+        """Keep only the entries of epochs before ``epoch`` (0-based)."""
+        self.entries = [e for e in self.entries if e["epoch"] <= epoch]
+
+    def best(self) -> dict | None:
+        """The entry with the best monitored value so far (``None`` if none)."""
+        scored = [e for e in self.entries if _finite(e.get(self.monitor))]
+        if not scored:
+            return None
+        key = (lambda e: e[self.monitor]) if self.mode == "min" else (lambda e: -e[self.monitor])
+        return min(scored, key=key)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if self.first_epoch is None:
+            self.first_epoch = epoch
+            self.truncate(epoch)
+
+    def on_epoch_end(self, epoch, logs=None):
+        entry = {"epoch": epoch + 1}
+        for key, value in (logs or {}).items():
+            entry[key] = float(value)
+        lr = _learning_rate(self.model)
+        if lr is not None:
+            entry["learning_rate"] = lr
+        previous = self.best()
+        value = entry.get(self.monitor)
+        improved = _finite(value) and (
+            previous is None
+            or (
+                value < previous[self.monitor]
+                if self.mode == "min"
+                else value > previous[self.monitor]
+            )
+        )
+        self.entries = [e for e in self.entries if e["epoch"] <= epoch] + [entry]
+        if improved and self.save_best is not None:
+            self.save_best(self.model, entry)
+        if self.history_path:
+            write_text_atomic(self.history_path, json.dumps(self.entries, indent=1))
+
+
+def _finite(value) -> bool:
+    return isinstance(value, int | float) and math.isfinite(value)
+
+
+def _learning_rate(model) -> float | None:
+    optimizer = getattr(model, "optimizer", None)
+    if optimizer is None:
+        return None
+    try:
+        inner = getattr(optimizer, "inner_optimizer", optimizer)
+        return float(keras.ops.convert_to_numpy(inner.learning_rate))
+    except (AttributeError, TypeError, ValueError):
+        return None

@@ -1,0 +1,124 @@
+import json
+import subprocess
+
+import numpy as np
+import pytest
+from _training_helpers import cnnkit_command, run_cli, write_config, write_folder, write_npz
+from PIL import Image
+
+from keras_cnnkit import io as ckio
+from keras_cnnkit.errors import ConfigError, DataError
+from keras_cnnkit.training.config import load_config
+from keras_cnnkit.training.run import train
+
+
+@pytest.fixture(scope="module")
+def folder_run(tmp_path_factory):
+    """One run trained through `cnnkit train` on a folder of real PNG files."""
+    root = tmp_path_factory.mktemp("folder_run")
+    data = write_folder(root / "images")
+    config = write_config(root / "run.toml", str(data), str(root / "out"))
+    code = run_cli(["train", str(config), "--set", "training.epochs=3", "-q"])
+    return root, code
+
+
+def test_train_writes_every_output(folder_run, capsys):
+    root, code = folder_run
+    assert code == 0
+    out = root / "out"
+    for name in ("model.keras", "best.keras", "history.csv", "config.toml", "summary.json"):
+        assert (out / name).is_file(), name
+    assert not (out / "checkpoints").exists()
+    history = json.loads((out / "history.json").read_text())
+    assert [e["epoch"] for e in history] == [1, 2, 3]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(history[0])
+    assert (out / "history.csv").read_text().splitlines()[0].startswith("epoch,")
+    with Image.open(out / "curves.png") as img:
+        assert img.format == "PNG"
+    model, meta = ckio.load(out / "model.keras")
+    assert meta.class_names == ["cat", "dog", "eel"]
+    assert meta.training["config"]["training"]["epochs"] == 3
+    best, best_meta = ckio.load(out / "best.keras")
+    assert best_meta.training["epoch"] in (1, 2, 3)
+    # The resolved configuration reproduces the run.
+    resolved = load_config(out / "config.toml")
+    assert resolved.training["epochs"] == 3 and resolved.model["spec"]["stages"] == [4]
+
+
+def test_finished_run_is_not_overwritten(folder_run):
+    root, _ = folder_run
+    with pytest.raises(ConfigError, match="already holds a finished run"):
+        train(root / "run.toml")
+
+
+def test_evaluate_and_predict(folder_run, capsys, tmp_path):
+    root, _ = folder_run
+    model = str(root / "out" / "model.keras")
+    capsys.readouterr()
+    png = tmp_path / "confusion.png"
+    assert run_cli(["evaluate", model, str(root / "images"), "--json", "--plot", str(png)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["class_names"] == ["cat", "dog", "eel"]
+    assert np.sum(report["confusion"]) == 36 and 0 <= report["accuracy"] <= 1
+    assert report["top_k"] == 3 and report["top_k_accuracy"] == pytest.approx(1.0)
+    with Image.open(png) as img:
+        assert img.format == "PNG"
+    assert run_cli(["evaluate", model, str(root / "images")]) == 0
+    assert "confusion matrix" in capsys.readouterr().out
+    image = root / "images" / "dog" / "001.png"
+    assert run_cli(["predict", model, str(image), str(root / "images" / "eel"), "--jsonl"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(lines) == 1 + 12 and lines[0]["file"] == str(image)
+    assert {p["class"] for p in lines[0]["top"]} == {"cat", "dog", "eel"}
+    assert sum(p["score"] for p in lines[0]["top"]) == pytest.approx(1.0, abs=1e-4)
+    assert run_cli(["predict", model, str(image), "--top-k", "1"]) == 0
+    assert capsys.readouterr().out.startswith(f"{image}  ")
+
+
+def test_user_mistakes_exit_2_without_traceback(tmp_path, capsys):
+    config = write_config(tmp_path / "run.toml", str(tmp_path / "nope"), str(tmp_path / "out"))
+    assert run_cli(["train", str(config), "--set", "training.epoch=3"]) == 2
+    err = capsys.readouterr().err
+    assert "did you mean 'epochs'" in err and "Traceback" not in err
+    assert run_cli(["train", str(config)]) == 2
+    assert "data folder not found" in capsys.readouterr().err
+    assert run_cli(["evaluate", str(tmp_path / "m.keras"), str(tmp_path)]) == 2
+    assert f"model file not found: {tmp_path / 'm.keras'}" in capsys.readouterr().err
+    assert run_cli(["train", str(config), "--debug"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+    with pytest.raises(DataError, match="data.train: data folder not found"):
+        train(config)
+
+
+def test_npz_data_with_validation_file_and_subprocess_exit_code(tmp_path):
+    train_npz = write_npz(tmp_path / "train.npz")
+    val_npz = write_npz(tmp_path / "val.npz", n=30, seed=5)
+    config = write_config(tmp_path / "run.toml", str(train_npz), str(tmp_path / "out"), extra="")
+    result = train(
+        config,
+        [
+            f'data.validation="{val_npz}"',
+            "training.epochs=1",
+            "training.optimizer=sgd",
+            "training.precision=mixed_bfloat16",
+        ],
+        verbose=0,
+    )
+    assert len(result.history) == 1 and "val_accuracy" in result.history[0]
+    assert "trained 1 epochs" in result.summary()
+    model, meta = ckio.load(result.files["model"])
+    assert meta.class_names == ["class_0", "class_1", "class_2"]
+    assert meta.training["precision"] == "mixed_bfloat16"
+    # Trained in mixed precision, the saved model still predicts float32 scores.
+    probs = model.predict(np.load(val_npz)["x"][:4], verbose=0)
+    assert probs.dtype == np.float32 and np.allclose(probs.sum(-1), 1.0, atol=1e-3)
+    # A real `cnnkit` process: a user's mistake exits 2 with one line, no traceback.
+    proc = subprocess.run(
+        cnnkit_command("train", str(config), "--set", "model.spec.stages=[4]"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "unknown key model.spec.stages; did you mean 'spec'?" in proc.stderr
+    assert "Traceback" not in proc.stderr
