@@ -14,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/python -m pip install --quiet -e ".[test,demo,dev]"
+	$(BIN)/python -m pip install --quiet -e ".[test,demo,dev,jax]"
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -35,6 +35,7 @@ lint: $(STAMP)
 
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
+	$(BIN)/sphinx-build -W --keep-going -b doctest docs docs/_build/doctest
 
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
