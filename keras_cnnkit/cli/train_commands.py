@@ -15,9 +15,8 @@ import pathlib
 import sys
 import traceback
 
+from keras_cnnkit.datasets.image_folder import IMAGE_EXTENSIONS
 from keras_cnnkit.errors import CnnkitError, DataError, ImageDecodeError, StorageError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 
 def register(subparsers) -> None:
@@ -90,7 +89,13 @@ def register(subparsers) -> None:
 
 
 def _add_debug(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--debug", action="store_true", help="show the traceback of an error")
+    # SUPPRESS: without the flag, keep what `cnnkit --debug COMMAND` already set
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of an error",
+    )
 
 
 def _guard(func):

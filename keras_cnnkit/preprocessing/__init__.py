@@ -7,10 +7,10 @@ the presets of :mod:`keras_cnnkit.layers`, and :class:`ImagePreprocessing` puts 
 same resize and normalization inside a model.
 """
 
+from keras_cnnkit.datasets.image_folder import IMAGE_EXTENSIONS
 from keras_cnnkit.preprocessing.augment import AUGMENTATIONS, make_augmentation
 from keras_cnnkit.preprocessing.decode import (
     DEFAULT_MAX_PIXELS,
-    IMAGE_EXTENSIONS,
     SUPPORTED_FORMATS,
     ImageInfo,
     decode_image_file,

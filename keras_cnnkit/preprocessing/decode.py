@@ -20,7 +20,6 @@ from PIL import Image, UnidentifiedImageError
 from keras_cnnkit.errors import ImageDecodeError
 
 #: File extensions a folder scan picks up (case-insensitive).
-IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
 
 #: Pillow format names that are decoded.
 SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "WEBP")

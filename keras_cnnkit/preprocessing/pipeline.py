@@ -12,12 +12,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from keras_cnnkit.datasets.image_folder import IMAGE_EXTENSIONS
 from keras_cnnkit.errors import DataError, ImageDecodeError, SpecError
 from keras_cnnkit.preprocessing.augment import make_augmentation
 from keras_cnnkit.preprocessing.decode import (
     DECODER_TF,
     DEFAULT_MAX_PIXELS,
-    IMAGE_EXTENSIONS,
     ImageInfo,
     decode_image_file,
     inspect_image,

@@ -42,3 +42,12 @@ def test_translation_experiment_shows_the_effect(tmp_path):
         assert img.format == "PNG"
     saved = json.loads((tmp_path / "results.json").read_text())
     assert saved["best"] == result.best and len(saved["models"]) == 3
+
+
+def test_debug_flag_before_or_after_the_command():
+    from keras_cnnkit.cli.main import build_parser
+
+    parser = build_parser()
+    assert parser.parse_args(["--debug", "train", "run.toml"]).debug is True
+    assert parser.parse_args(["train", "run.toml", "--debug"]).debug is True
+    assert parser.parse_args(["train", "run.toml"]).debug is False
