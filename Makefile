@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow lint docs bench bench-speed bench-cifar10 install clean
+.PHONY: demo test test-slow lint docs docs-browser bench bench-speed bench-cifar10 install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ lint: $(STAMP)
 docs: $(STAMP)
 	$(BIN)/sphinx-build -W --keep-going -b html docs docs/_build/html
 	$(BIN)/sphinx-build -W --keep-going -b doctest docs docs/_build/doctest
+
+# The built HTML in headless Chromium (apt-get installs chromium and chromium-driver when absent);
+# screenshots land in docs/_build/screenshots.
+docs-browser: $(STAMP)
+	$(BIN)/python -m pytest -m browser tests/docs -q
 
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
