@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow lint docs docs-browser bench bench-speed bench-cifar10 install clean
+.PHONY: demo test test-slow test-versions test-matrix lint docs docs-browser bench bench-speed bench-cifar10 install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,17 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# The oldest (TensorFlow 2.16 + Keras 3.9) and the newest TensorFlow in their own tox
+# environments (unit tests in each), then a .keras file carried between the two in both directions.
+test-versions: $(STAMP)
+	$(BIN)/tox -e tf216,tf221
+	$(BIN)/python -m pytest -m compat tests/compat $(PYTEST_ARGS)
+
+# The whole tox matrix: every TensorFlow from 2.16 on each installed Python 3.10-3.12,
+# plus lint, docs and the JAX backend.
+test-matrix: $(STAMP)
+	$(BIN)/tox
 
 lint: $(STAMP)
 	$(BIN)/ruff check keras_cnnkit tests benchmarks examples

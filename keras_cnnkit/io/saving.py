@@ -13,7 +13,7 @@ import keras
 
 import keras_cnnkit.layers  # noqa: F401  (registers every keras_cnnkit layer with Keras)
 from keras_cnnkit.errors import IntegrityError, StorageError
-from keras_cnnkit.io import _files
+from keras_cnnkit.io import _files, _portable
 from keras_cnnkit.io.metadata import ModelMetadata, build_metadata, sidecar_path
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -93,6 +93,7 @@ def save(
             model.save(tmp)
         except (ValueError, TypeError, NotImplementedError) as exc:
             raise StorageError(f"cannot save model {model.name!r} to {str(path)!r}: {exc}") from exc
+        _portable.make_portable(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(ARCHIVE_ENTRY, meta.to_json())
         _write_sidecar(meta, tmp, path)

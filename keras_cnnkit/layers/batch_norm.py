@@ -59,7 +59,9 @@ class BatchNorm(keras.layers.BatchNormalization):
     """
 
     def _can_fuse(self, inputs, mask) -> bool:
-        if keras.backend.backend() != "tensorflow" or mask is not None or self.renorm:
+        # ``renorm`` exists from Keras 3.14 on.
+        renorm = getattr(self, "renorm", False)
+        if keras.backend.backend() != "tensorflow" or mask is not None or renorm:
             return False
         rank = len(inputs.shape)
         return rank == 4 and self.axis in (-1, rank - 1)
