@@ -6,7 +6,7 @@ needs the ``gcs`` extra (``pip install 'keras-cnnkit[gcs]'``), imported only whe
 """
 
 from keras_cnnkit.io.export import BYTES_SIGNATURE, IMAGES_SIGNATURE, export
-from keras_cnnkit.io.gcs import GCSOptions, TransferResult, download, upload
+from keras_cnnkit.io.gcs import GCSOptions, TransferResult, delete, download, upload
 from keras_cnnkit.io.metadata import ModelMetadata
 from keras_cnnkit.io.saving import LoadedModel, load, load_weights, save, save_weights
 
@@ -17,6 +17,7 @@ __all__ = [
     "LoadedModel",
     "ModelMetadata",
     "TransferResult",
+    "delete",
     "download",
     "export",
     "load",

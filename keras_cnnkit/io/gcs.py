@@ -338,6 +338,56 @@ def ensure_absent(uri: str, *, folder: bool = False, gcs: GCSOptions | None = No
         _check_bucket(client, opts, bucket_name, uri)
 
 
+def delete(uri: str, *, folder: bool = False, gcs: GCSOptions | None = None) -> int:
+    """Delete an object, or every object under a folder prefix; absent is not an error.
+
+    A folder's manifest goes first, so a reader never sees it as complete while
+    its files are being deleted.
+
+    Args:
+        uri: ``gs://bucket/name``.
+        folder: Delete everything under the prefix ``uri/`` instead of the object ``uri``.
+        gcs: Client, credentials, timeouts and retry deadline.
+
+    Returns:
+        The number of objects deleted.
+
+    Raises:
+        StorageError: If the bucket does not exist or the server cannot be reached.
+
+    Example:
+        >>> delete("gs://my-bucket/runs/old", folder=True)  # doctest: +SKIP
+        3
+    """
+    bucket_name, name = parse_uri(uri)
+    opts = gcs if gcs is not None else GCSOptions()
+    not_found = require("google.api_core.exceptions", "gcs").NotFound
+    with _client(opts) as client, _errors("deleting", uri, client, opts):
+        bucket = client.bucket(bucket_name)
+        if folder:
+            prefix = name.rstrip("/") + "/"
+            names = [
+                b.name
+                for b in client.list_blobs(
+                    bucket, prefix=prefix, timeout=opts.timeout, retry=_retry(opts)
+                )
+            ]
+            manifest = prefix + MANIFEST_NAME
+            names.sort(key=lambda n: n != manifest)
+        else:
+            names = [name]
+        deleted = 0
+        for blob_name in names:
+            try:
+                bucket.blob(blob_name).delete(timeout=opts.timeout, retry=_retry(opts))
+                deleted += 1
+            except not_found:
+                continue
+        if not deleted:
+            _check_bucket(client, opts, bucket_name, uri)
+    return deleted
+
+
 # --------------------------------------------------------------------------- internals
 
 

@@ -66,6 +66,25 @@ def read_history(path: str | os.PathLike) -> list[dict[str, Any]]:
     return data if isinstance(data, list) else []
 
 
+def checkpoint_progress(checkpoint_dir: str | os.PathLike) -> tuple[int, int] | None:
+    """How far a training state got: ``(finished epochs, batches into the next)``.
+
+    Args:
+        checkpoint_dir: A checkpoint folder written by :class:`TrainingBackup`.
+
+    Returns:
+        ``(epoch, batch)``, or ``None`` when the folder holds no training state.
+    """
+    meta = pathlib.Path(checkpoint_dir) / "training_metadata.json"
+    for path in (meta, meta.with_name(meta.name + ".bkp")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            return int(data["epoch"]), int(data.get("batch") or 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+    return None
+
+
 class TrainingBackup(keras.callbacks.BackupAndRestore):
     """Keras' ``BackupAndRestore``, saving at every epoch end and every N steps.
 
@@ -73,25 +92,56 @@ class TrainingBackup(keras.callbacks.BackupAndRestore):
     records the epoch count of the current session; this one also saves at the end
     of each epoch and records the true epoch, so a run resumed twice still resumes at
     the right epoch. It keeps two states (``double_checkpoint``), so a kill while
-    writing one falls back to the other.
+    writing one falls back to the other. A run resumed from a mid-epoch state starts
+    that epoch again from its first batch, with the weights of the last saved step
+    (Keras restores the epoch, not the position in the data).
 
     Args:
         backup_dir: Folder of the training state.
         save_freq: ``"epoch"`` or a number of steps.
+        on_save: Called with no arguments after each state is written (for example
+            to copy it to remote storage).
     """
 
-    def __init__(self, backup_dir: str, save_freq: int | str = "epoch"):
+    def __init__(
+        self,
+        backup_dir: str,
+        save_freq: int | str = "epoch",
+        on_save: Callable[[], None] | None = None,
+    ):
         super().__init__(
             backup_dir, save_freq=save_freq, double_checkpoint=True, delete_checkpoint=False
         )
+        self.on_save = on_save
+        self._stamp = self._state_stamp()
+
+    def _state_stamp(self):
+        try:
+            stat = (pathlib.Path(self.backup_dir) / "training_metadata.json").stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size, stat.st_ino
+
+    def _notify(self) -> None:
+        stamp = self._state_stamp()
+        if stamp != self._stamp:
+            self._stamp = stamp
+            if self.on_save is not None:
+                self.on_save()
 
     def on_epoch_begin(self, epoch, logs=None):
         self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        super().on_train_batch_end(batch, logs)
+        if self.on_save is not None and self.save_freq != "epoch":
+            self._notify()
 
     def on_epoch_end(self, epoch, logs=None):
         super().on_epoch_end(epoch, logs)
         if self.save_freq != "epoch":
             self._save_model()
+        self._notify()
 
 
 class RunRecorder(keras.callbacks.Callback):

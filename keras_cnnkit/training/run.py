@@ -140,6 +140,7 @@ def train(
 def _run(cfg: RunConfig, plan, start: float, verbose) -> TrainResult:
     out = _Output(cfg.output["dir"], plan.process_id)
     out.prepare(cfg.output["overwrite"])
+    out.restore_state()  # before anything reads the training state
     keras.utils.set_random_seed(cfg.training["seed"])
 
     t = cfg.training
@@ -172,7 +173,9 @@ def _run(cfg: RunConfig, plan, start: float, verbose) -> TrainResult:
     # multi-process distribution, so every process saves (only process 0 keeps the files).
     recorder = resume.RunRecorder(out.checkpoint_dir / resume.PARTIAL_HISTORY, monitor, save_best)
     every = t["checkpoint_every_steps"]
-    backup = resume.TrainingBackup(str(out.checkpoint_dir), save_freq=every or "epoch")
+    backup = resume.TrainingBackup(
+        str(out.checkpoint_dir), save_freq=every or "epoch", on_save=out.mirror_state
+    )
     initial = resume.checkpoint_epoch(out.checkpoint_dir) or 0
     if initial:
         logger.info("resuming %s at epoch %d of %d", cfg.output["dir"], initial + 1, t["epochs"])
@@ -725,7 +728,15 @@ def plot_history(history: Sequence[Mapping[str, float]]) -> bytes | None:
 
 
 class _Output:
-    """The output location: a local folder, or a gs:// prefix staged in a local folder."""
+    """The output location: a local folder, or a gs:// prefix staged in a local folder.
+
+    For a ``gs://`` location the training state is also copied to the bucket after
+    each checkpoint, alternating between two folders (``checkpoints/a`` and
+    ``checkpoints/b``), each complete only once its manifest is written; a run started
+    again on another machine downloads the newest complete one and resumes from it.
+    """
+
+    SLOTS = ("a", "b")
 
     def __init__(self, location: str, process_id: int = 0):
         self.location = location.rstrip("/") if location.startswith("gs://") else location
@@ -741,9 +752,13 @@ class _Output:
         if not self.chief:  # other processes keep their training state apart, locally
             self.checkpoint_dir = cache / key / f"process-{process_id}"
         self.written: dict[str, str] = {}
+        self._slot: str | None = None  # the remote slot holding the newest state
 
     def uri(self, name: str) -> str:
         return f"{self.location}/{name}" if self.remote else str(self.local / name)
+
+    def _slot_uri(self, slot: str) -> str:
+        return f"{self.location}/{resume.CHECKPOINT_DIR}/{slot}"
 
     def prepare(self, overwrite: bool) -> None:
         if not self.chief:
@@ -751,17 +766,73 @@ class _Output:
         if self.local.exists() and not self.local.is_dir():
             raise ConfigError(f"output.dir {self.location!r} exists and is not a folder")
         finished = (self.local / OUTPUT_FILES["summary"]).exists()
+        if self.remote and not finished:
+            from keras_cnnkit.io import gcs
+
+            finished = gcs.exists(self.uri(OUTPUT_FILES["summary"]))
         if overwrite:
             shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
             for name in OUTPUT_FILES.values():
                 for path in (self.local / name, self.local / (name + ".json")):
                     path.unlink(missing_ok=True)
+            self._delete_remote_state()
         elif finished and not self.checkpoint_dir.exists():
             raise ConfigError(
                 f"output.dir {self.location!r} already holds a finished run; choose another "
                 "folder or set output.overwrite = true (--set output.overwrite=true)"
             )
         self.local.mkdir(parents=True, exist_ok=True)
+
+    def restore_state(self) -> None:
+        """Take the newest complete remote training state when it is ahead of the local one."""
+        if not (self.remote and self.chief):
+            return
+        from keras_cnnkit.errors import StorageError
+        from keras_cnnkit.io import _files, gcs
+
+        best = resume.checkpoint_progress(self.checkpoint_dir)
+        chosen = None
+        for slot in self.SLOTS:
+            scratch = self.local / f".{resume.CHECKPOINT_DIR}-{slot}.download"
+            shutil.rmtree(scratch, ignore_errors=True)
+            try:
+                gcs.download(self._slot_uri(slot), scratch, overwrite=True, progress=False)
+            except StorageError:  # absent, or its upload never finished
+                shutil.rmtree(scratch, ignore_errors=True)
+                continue
+            progress = resume.checkpoint_progress(scratch)
+            if progress is not None and (best is None or progress > best):
+                if chosen is not None:
+                    shutil.rmtree(chosen[1], ignore_errors=True)
+                best, chosen = progress, (slot, scratch)
+            else:
+                shutil.rmtree(scratch, ignore_errors=True)
+            if progress is not None and self._slot is None:
+                self._slot = slot
+        if chosen is not None:
+            slot, scratch = chosen
+            _files.replace_dir(scratch, self.checkpoint_dir)
+            self._slot = slot
+            logger.info("restored the training state from %s", self._slot_uri(slot))
+
+    def mirror_state(self) -> None:
+        """Copy the training state just written to the remote slot not holding the newest."""
+        if not (self.remote and self.chief):
+            return
+        from keras_cnnkit.io import gcs
+
+        slot = "b" if self._slot == "a" else "a"
+        gcs.upload(self.checkpoint_dir, self._slot_uri(slot), overwrite=True, progress=False)
+        self._slot = slot
+
+    def _delete_remote_state(self) -> None:
+        if not (self.remote and self.chief):
+            return
+        from keras_cnnkit.io import gcs
+
+        for slot in self.SLOTS:
+            gcs.delete(self._slot_uri(slot), folder=True)
+        self._slot = None
 
     def save_model(self, model: keras.Model, key: str, metadata: dict) -> None:
         from keras_cnnkit import io as ckio
@@ -792,3 +863,4 @@ class _Output:
     def finish(self) -> None:
         """Drop the training state once every output is written."""
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
+        self._delete_remote_state()

@@ -227,3 +227,24 @@ def test_credentials_never_leak(gcs_server, bucket, tmp_path, monkeypatch, caplo
     texts = [str(err.value), repr(err.value), repr(opts), caplog.text]
     assert all(secret not in t for t in texts)
     assert "credentials" not in repr(opts).split("(", 1)[1]
+
+
+def test_delete_object_and_folder(gcs, gcs_client, bucket, tmp_path):
+    from keras_cnnkit.io import delete
+
+    folder = tmp_path / "state"
+    folder.mkdir()
+    for i in range(3):
+        _random_file(folder / f"part{i}.bin", 100, seed=i)
+    upload(folder, f"gs://{bucket}/run/a", progress=False, gcs=gcs)
+    upload(folder / "part0.bin", f"gs://{bucket}/run/ab", progress=False, gcs=gcs)
+    upload(folder / "part1.bin", f"gs://{bucket}/keep.bin", progress=False, gcs=gcs)
+
+    assert delete(f"gs://{bucket}/run/a", folder=True, gcs=gcs) == 4  # 3 files + manifest
+    # Only that prefix: "run/ab" shares the characters but is not under "run/a/".
+    assert _names(gcs_client, bucket) == ["keep.bin", "run/ab"]
+    assert delete(f"gs://{bucket}/keep.bin", gcs=gcs) == 1
+    assert delete(f"gs://{bucket}/keep.bin", gcs=gcs) == 0  # absent is not an error
+    assert _names(gcs_client, bucket) == ["run/ab"]
+    with pytest.raises(StorageError, match="no-such-bucket"):
+        delete("gs://no-such-bucket-x1/x", gcs=gcs)
