@@ -63,6 +63,11 @@ def register(subparsers) -> None:
     p.add_argument("--json", action="store_true", help="print the scores as JSON")
     p.add_argument("--plot", metavar="PNG", help="also draw the confusion matrix (matplotlib)")
     p.add_argument(
+        "--skip-bad-files",
+        action="store_true",
+        help="leave out images that cannot be decoded (listed on stderr) instead of failing",
+    )
+    p.add_argument(
         "--no-verify", action="store_true", help="load a model that has no checksum file"
     )
     _add_debug(p)
@@ -143,21 +148,15 @@ def _input_size(model) -> tuple[int | None, int | None, int]:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from keras_cnnkit.evaluation.metrics import classification_report, plot_confusion_matrix
 
     model, meta = _load_model(args.model, not args.no_verify)
-    height, width, channels = _input_size(model)
-    x, y, folder_names = _load_labelled(args.data, height, width, channels)
     names = list(meta.class_names) if meta and meta.class_names else None
-    if folder_names and names and list(folder_names) != names:
-        raise DataError(
-            f"the class folders of {args.data} {list(folder_names)} differ from the model's "
-            f"classes {names}"
-        )
-    probs = np.asarray(model.predict(x, batch_size=args.batch_size, verbose=0), dtype="float64")
-    report = classification_report(y, probs, names or folder_names or None, k=args.top_k)
+    if pathlib.Path(args.data).suffix == ".npz":
+        probs, y = _evaluate_arrays(model, args.data, args.batch_size)
+    else:
+        probs, y, names = _evaluate_folder(model, args, names)
+    report = classification_report(y, probs, names, k=args.top_k)
     if args.json:
         print(json.dumps(report.as_dict()))
     else:
@@ -169,25 +168,54 @@ def _evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _load_labelled(path: str, height, width, channels):
+def _evaluate_arrays(model, path: str, batch_size: int):
     import numpy as np
 
     p = pathlib.Path(path)
-    if p.suffix == ".npz":
-        if not p.is_file():
-            raise DataError(f"data file not found: {p}")
-        with np.load(p, allow_pickle=False) as f:
-            if "x" not in f.files or "y" not in f.files:
-                raise DataError(f"{p} must hold arrays 'x' and 'y', found {sorted(f.files)}")
-            x, y = f["x"], f["y"].reshape(-1)
-        return (x[..., None] if x.ndim == 3 else x), y, None
-    if not p.is_dir():
-        raise DataError(f"data folder not found: {p}")
-    from keras_cnnkit.datasets import load_image_folder
+    if not p.is_file():
+        raise DataError(f"data file not found: {p}")
+    with np.load(p, allow_pickle=False) as f:
+        if "x" not in f.files or "y" not in f.files:
+            raise DataError(f"{p} must hold arrays 'x' and 'y', found {sorted(f.files)}")
+        x, y = f["x"], f["y"].reshape(-1)
+    x = x[..., None] if x.ndim == 3 else x
+    probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float64")
+    return probs, y
 
-    size = (height, width) if height and width else None
-    data = load_image_folder(p, image_size=size, color_mode="grayscale" if channels == 1 else "rgb")
-    return data.x, data.y, list(data.class_names)
+
+def _evaluate_folder(model, args: argparse.Namespace, names):
+    """Stream a folder of class folders through the preprocessing pipeline, batch by batch."""
+    import numpy as np
+
+    from keras_cnnkit.preprocessing import from_directory
+
+    root = pathlib.Path(args.data)
+    if not root.is_dir():
+        raise DataError(f"data folder not found: {root}")
+    folders = sorted(d.name for d in root.iterdir() if d.is_dir())
+    if names and folders != sorted(names):
+        raise DataError(
+            f"the class folders of {root} {folders} differ from the model's classes {names}"
+        )
+    height, width, channels = _input_size(model)
+    ds = from_directory(
+        root,
+        class_names=names or folders,  # labels in the model's output order
+        image_size=(height, width) if height and width else None,
+        color_mode="grayscale" if channels == 1 else "rgb",
+        batch_size=args.batch_size if height and width else 1,
+        shuffle=False,
+        on_error="skip" if args.skip_bad_files else "raise",
+    )
+    probs, labels = [], []
+    for images, y in ds:
+        probs.append(np.asarray(model.predict_on_batch(images), dtype="float64"))
+        labels.append(np.asarray(y))
+    for item in ds.report:
+        print(f"skipped {item.path}: {item.reason}", file=sys.stderr)
+    if not probs:
+        raise DataError(f"no image of {root} could be evaluated")
+    return np.concatenate(probs), np.concatenate(labels), list(ds.class_names)
 
 
 def _image_files(inputs) -> list[pathlib.Path]:

@@ -3,7 +3,14 @@ import subprocess
 
 import numpy as np
 import pytest
-from _training_helpers import cnnkit_command, run_cli, write_config, write_folder, write_npz
+from _training_helpers import (
+    cnnkit_command,
+    make_arrays,
+    run_cli,
+    write_config,
+    write_folder,
+    write_npz,
+)
 from PIL import Image
 
 from keras_cnnkit import io as ckio
@@ -75,6 +82,38 @@ def test_evaluate_and_predict(folder_run, capsys, tmp_path):
     assert capsys.readouterr().out.startswith(f"{image}  ")
 
 
+def test_evaluate_streams_the_folder_and_skips_bad_files_when_asked(folder_run, capsys, tmp_path):
+    import shutil
+
+    root, _ = folder_run
+    model_path = str(root / "out" / "model.keras")
+    data = tmp_path / "images"
+    shutil.copytree(root / "images", data)
+    # The accuracy computed independently: PIL decode, the model, argmax.
+    model, meta = ckio.load(model_path)
+    x, y = [], []
+    for label, name in enumerate(meta.class_names):
+        for f in sorted((data / name).iterdir()):
+            x.append(np.asarray(Image.open(f).convert("RGB")))
+            y.append(label)
+    expected = float(np.mean(model.predict(np.stack(x), verbose=0).argmax(-1) == np.array(y)))
+
+    (data / "dog" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    capsys.readouterr()
+    code = run_cli(["evaluate", model_path, str(data), "--json", "--batch-size", "5"])
+    assert code in (1, 2)
+    assert "broken.png" in capsys.readouterr().err
+    code = run_cli(
+        ["evaluate", model_path, str(data), "--json", "--batch-size", "5", "--skip-bad-files"]
+    )
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "skipped" in captured.err and "broken.png" in captured.err
+    report = json.loads(captured.out)
+    assert np.sum(report["confusion"]) == 36
+    assert report["accuracy"] == pytest.approx(expected)
+
+
 def test_user_mistakes_exit_2_without_traceback(tmp_path, capsys):
     config = write_config(tmp_path / "run.toml", str(tmp_path / "nope"), str(tmp_path / "out"))
     assert run_cli(["train", str(config), "--set", "training.epoch=3"]) == 2
@@ -122,3 +161,53 @@ def test_npz_data_with_validation_file_and_subprocess_exit_code(tmp_path):
     assert proc.returncode == 2, proc.stderr
     assert "unknown key model.spec.stages; did you mean 'spec'?" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_backbone_by_name_starts_from_a_local_weights_file(tmp_path):
+    from keras_cnnkit.backbones import build_classifier, save_backbone_weights
+    from keras_cnnkit.backbones.stages import find_backbone
+
+    source = build_classifier(
+        "mobilenet_v3_small", 3, (32, 32, 3), weights=None, freeze_backbone=False
+    )
+    rng = np.random.default_rng(3)
+    for v in find_backbone(source).non_trainable_weights:  # BatchNorm moving statistics
+        v.assign(rng.uniform(0.5, 1.5, size=v.shape).astype("float32"))
+    weights = save_backbone_weights(source, tmp_path / "backbone.weights.h5")
+    x, y = make_arrays(48, size=32)
+    np.savez(tmp_path / "d.npz", x=x, y=y, class_names=np.array(["a", "b", "c"]))
+    config = tmp_path / "run.toml"
+    config.write_text(
+        f"""
+[data]
+train = "{tmp_path / "d.npz"}"
+validation_split = 0.25
+
+[model]
+backbone = "mobilenet_v3_small"
+weights = "{weights}"
+
+[training]
+epochs = 1
+batch_size = 12
+precision = "float32"
+
+[output]
+dir = "{tmp_path / "out"}"
+"""
+    )
+    result = train(config)
+    assert [e["epoch"] for e in result.history] == [1]
+    # The backbone was loaded from the file, and its BatchNorm statistics stayed frozen
+    # (inference mode) through training.
+    expected = [np.asarray(v) for v in find_backbone(source).non_trainable_weights]
+    got = [np.asarray(v) for v in find_backbone(result.model).non_trainable_weights]
+    assert len(got) == len(expected) > 0
+    for a, b in zip(got, expected):
+        np.testing.assert_array_equal(a, b)
+    loaded, meta = ckio.load(tmp_path / "out" / "model.keras")
+    assert meta.class_names == ["a", "b", "c"]
+    assert meta.training["config"]["model"]["backbone"] == "mobilenet_v3_small"
+    np.testing.assert_allclose(
+        loaded.predict(x[:4], verbose=0), result.model.predict(x[:4], verbose=0), atol=1e-6
+    )
