@@ -29,7 +29,7 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
-# The oldest (TensorFlow 2.16 + Keras 3.9) and the newest TensorFlow in their own tox
+# The oldest (TensorFlow 2.16 + Keras 3.10) and the newest TensorFlow in their own tox
 # environments (unit tests in each), then a .keras file carried between the two in both directions.
 test-versions: $(STAMP)
 	$(BIN)/tox -e tf216,tf221

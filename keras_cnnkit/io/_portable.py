@@ -31,7 +31,7 @@ _VARIANCE_SCALING = frozenset(
 _BATCH_NORM = frozenset({"keras.layers>BatchNormalization", "keras_cnnkit>BatchNorm"})
 
 #: ``(classes, {argument: default})``: arguments that a Keras release newer than the
-#: oldest supported one (3.9) writes at their default value. A class is named
+#: oldest supported one (3.10) writes at their default value. A class is named
 #: ``module>ClassName`` for Keras' own objects and by its registered name otherwise.
 LATER_DEFAULTS: tuple[tuple[frozenset[str], dict[str, Any]], ...] = (
     # Keras 3.14: batch renormalization.

@@ -1,7 +1,7 @@
 """A .keras file saved under the oldest supported TensorFlow/Keras loads under the newest, and back.
 
 Needs two interpreters with keras_cnnkit installed: by default the tox environments
-``tf216`` (TensorFlow 2.16 with Keras 3.9) and ``tf221`` (the newest), which
+``tf216`` (TensorFlow 2.16 with Keras 3.10) and ``tf221`` (the newest), which
 ``make test-versions`` creates; ``CNNKIT_OLD_PYTHON``/``CNNKIT_NEW_PYTHON`` point elsewhere.
 """
 
