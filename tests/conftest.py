@@ -15,6 +15,22 @@ SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "d
 CIFAR_TARBALL = SHARED_DATA / "cifar10-train-jpeg.tar.gz"
 
 
+def pytest_collection_modifyitems(config, items):
+    """Skip tests marked ``tensorflow`` (with their reason) under another Keras backend."""
+    import keras
+
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return
+    for item in items:
+        marker = item.get_closest_marker("tensorflow")
+        if marker is not None:
+            reason = marker.kwargs.get("reason") or (marker.args[0] if marker.args else "")
+            item.add_marker(
+                pytest.mark.skip(reason=f"needs the TensorFlow backend ({backend} here): {reason}")
+            )
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     import keras

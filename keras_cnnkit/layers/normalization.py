@@ -26,7 +26,9 @@ def make_normalization(
     Args:
         kind: ``"batch"`` (:class:`~keras_cnnkit.layers.BatchNorm`, fused; the
             default everywhere), ``"keras_batch"`` (``keras.layers.BatchNormalization``),
-            ``"sync_batch"`` (Keras' batch norm with ``synchronized=True``),
+            ``"sync_batch"`` (Keras' batch norm with ``synchronized=True``; on the JAX
+            backend, where one SPMD program already computes batch statistics over
+            every device, Keras' plain batch norm),
             ``"group"`` (``GroupNormalization`` with up to 32 groups), ``"layer"``
             (``LayerNormalization``) or ``"none"``/``None``.
         name: Name of the layer.
@@ -54,7 +56,10 @@ def make_normalization(
         return keras.layers.BatchNormalization(momentum=momentum, name=name, dtype=dtype)
     if kind == "sync_batch":
         return keras.layers.BatchNormalization(
-            momentum=momentum, synchronized=True, name=name, dtype=dtype
+            momentum=momentum,
+            synchronized=keras.backend.backend() == "tensorflow",
+            name=name,
+            dtype=dtype,
         )
     if kind == "group":
         groups = math.gcd(int(channels or 32), 32)

@@ -27,6 +27,7 @@ def _pair(dtype, **kwargs):
     return ours, ref
 
 
+@pytest.mark.tensorflow("the fused kernel, compared with tf.GradientTape")
 @pytest.mark.parametrize("dtype", ["float32", "mixed_bfloat16"])
 @pytest.mark.parametrize("training", [True, False])
 def test_matches_keras_batch_normalization(dtype, training):
@@ -64,6 +65,7 @@ def test_moving_statistics_follow_keras_momentum():
     np.testing.assert_allclose(layer.moving_variance.numpy(), 0.5 + 0.5 * batch_var, rtol=1e-5)
 
 
+@pytest.mark.tensorflow("checks the fused kernel's tf.bfloat16 output")
 def test_float32_statistics_under_mixed_precision():
     layer = BatchNorm(dtype="mixed_bfloat16")
     y = layer(X, training=True)
@@ -142,6 +144,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.tensorflow("tf.distribute.MirroredStrategy")
 def test_mirrored_strategy_synchronizes_statistics(tmp_path):
     script = tmp_path / "mirrored.py"
     script.write_text(MIRRORED_SCRIPT)

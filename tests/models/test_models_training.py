@@ -1,3 +1,4 @@
+import keras
 import numpy as np
 import pytest
 
@@ -86,9 +87,10 @@ def test_recipe_keeps_xla_off_on_cpu_and_records_metadata():
     recipe = cifar10_fast_recipe(width=0.125, precision="auto")
     recipe.compile(num_examples=64)
     info = detect_hardware()
-    if info.device == "cpu":
+    if info.device == "cpu" and keras.backend.backend() == "tensorflow":
+        # XLA is slower than TensorFlow's own kernels on CPU; JAX always compiles.
         assert recipe.model.jit_compile is False
     meta = recipe.metadata()
     assert meta["precision"] == info.precision
     assert meta["precision_reason"] == info.reason
-    assert meta["hardware"]["backend"] == "tensorflow"
+    assert meta["hardware"]["backend"] == keras.backend.backend()
