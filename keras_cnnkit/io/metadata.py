@@ -155,10 +155,11 @@ def versions() -> dict:
         "python": platform.python_version(),
         "backend": keras.backend.backend(),
     }
-    if keras.backend.backend() == "tensorflow":
-        import tensorflow as tf
+    backend = keras.backend.backend()
+    if backend in ("tensorflow", "jax", "torch"):
+        import importlib
 
-        found["tensorflow"] = tf.__version__
+        found[backend] = importlib.import_module(backend).__version__
     return found
 
 

@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnnkit.datasets.image_folder import IMAGE_EXTENSIONS
-from keras_cnnkit.errors import DataError, ImageDecodeError, SpecError
+from keras_cnnkit.errors import ConfigError, DataError, ImageDecodeError, SpecError
 from keras_cnnkit.preprocessing.augment import make_augmentation
 from keras_cnnkit.preprocessing.decode import (
     DECODER_TF,
@@ -413,6 +413,15 @@ def compute_mean_std(data, max_batches: int | None = None) -> dict[str, list[flo
 
 
 def _options(**kw) -> dict:
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        # Keras layers (resize, normalization, augmentation) run inside tf.data's graph,
+        # which only the TensorFlow backend can trace.
+        raise ConfigError(
+            f"keras_cnnkit.preprocessing pipelines need the TensorFlow backend, and Keras "
+            f"runs on {backend!r}: set KERAS_BACKEND=tensorflow, or give the model arrays "
+            "(a .npz file in a training config)"
+        )
     _check_common(
         kw["on_error"],
         kw["color_mode"],

@@ -11,6 +11,10 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.tensorflow(
+    "the docs' examples run tf.data pipelines and SavedModel exports"
+)
+
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
 

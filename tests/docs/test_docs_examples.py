@@ -90,6 +90,7 @@ def test_finetune_resnet50_smoke(tmp_path):
     assert "resnet50_finetuned.keras" in out
 
 
+@pytest.mark.tensorflow("the example builds a tf.data pipeline")
 def test_preprocessing_pipeline_smoke(tmp_path):
     out = _run_smoke("preprocessing_pipeline.py", tmp_path)
     assert "train: 9 images, each (32, 32, 3) float32" in out
@@ -103,6 +104,7 @@ def test_translation_invariance_smoke(tmp_path):
     assert (tmp_path / "out" / "shift_heatmap.png").exists()
 
 
+@pytest.mark.tensorflow("the example exports a SavedModel")
 def test_export_to_gcs_smoke(tmp_path):
     out = _run_smoke("export_to_gcs.py", tmp_path)
     assert "exported " in out

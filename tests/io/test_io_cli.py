@@ -55,6 +55,7 @@ def test_cli_upload_download(emulator, bucket, tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+@pytest.mark.tensorflow("SavedModel export")
 def test_cli_export(tiny_model, images, tmp_path, capsys):
     import tensorflow as tf
 

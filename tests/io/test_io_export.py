@@ -15,6 +15,8 @@ from keras_cnnkit.errors import SpecError, StorageError
 from keras_cnnkit.io import export
 from keras_cnnkit.layers import ClassifierHead, ConvBlock, Normalize
 
+pytestmark = pytest.mark.tensorflow("SavedModel export")
+
 CLASSES = ["cat", "dog", "bird"]
 
 

@@ -50,6 +50,7 @@ def test_weights_through_gcs(gcs, bucket, tiny_model, images):
     )
 
 
+@pytest.mark.tensorflow("SavedModel export")
 def test_export_to_gcs_then_serve(gcs, gcs_client, bucket, tiny_model, images, tmp_path):
     import tensorflow as tf
 

@@ -77,6 +77,7 @@ def _tiff(p):
     Image.new("RGB", (4, 4)).save(p, format="TIFF")
 
 
+@pytest.mark.tensorflow("from_files builds a tf.data pipeline")
 @pytest.mark.parametrize(
     ("name", "make", "reason"),
     [
@@ -149,6 +150,7 @@ def test_missing_file_is_named(tmp_path):
     assert str(missing) in str(info.value)
 
 
+@pytest.mark.tensorflow("from_files builds a tf.data pipeline")
 def test_all_files_bad_is_a_data_error(tmp_path):
     bad = tmp_path / "bad.jpg"
     bad.write_text("x")

@@ -10,6 +10,8 @@ from keras_cnnkit.errors import SpecError
 from keras_cnnkit.preprocessing import ImagePreprocessing, from_directory, make_augmentation
 from tests._helpers.checks import check_keras_roundtrip, check_layer
 
+pytestmark = pytest.mark.tensorflow("tf.data pipelines and tf.image resizing")
+
 
 @pytest.mark.parametrize(
     "kwargs",

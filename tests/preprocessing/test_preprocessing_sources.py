@@ -9,6 +9,8 @@ from PIL import Image
 from keras_cnnkit.errors import DataError, SpecError
 from keras_cnnkit.preprocessing import from_arrays, from_directory, from_files, in_validation
 
+pytestmark = pytest.mark.tensorflow("tf.data pipelines and tf.image resizing")
+
 
 def _collect(ds):
     xs, ys = [], []

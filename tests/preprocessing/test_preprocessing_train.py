@@ -9,6 +9,8 @@ import pytest
 
 from keras_cnnkit.preprocessing import from_directory
 
+pytestmark = pytest.mark.tensorflow("tf.data pipelines and tf.image resizing")
+
 
 @pytest.mark.shared_data
 def test_model_trains_on_cifar10_files(cifar10_dir, tmp_path):

@@ -43,6 +43,8 @@ MIRRORED_SCRIPT = textwrap.dedent(
     """
 )
 
+pytestmark = pytest.mark.tensorflow("tf.distribute.MirroredStrategy")
+
 
 def test_mirrored_two_cpus_matches_one_device(tmp_path):
     data = write_npz(tmp_path / "d.npz", n=64)

@@ -18,6 +18,8 @@ from keras_cnnkit.errors import ConfigError, DataError
 from keras_cnnkit.training.config import load_config
 from keras_cnnkit.training.run import train
 
+pytestmark = pytest.mark.tensorflow("image folders are read through the tf.data pipeline")
+
 
 @pytest.fixture(scope="module")
 def folder_run(tmp_path_factory):
