@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: demo test test-slow test-versions test-matrix lint docs docs-browser bench bench-speed bench-cifar10 install clean
+.PHONY: demo test test-slow test-versions test-matrix lint docs docs-browser bench bench-speed bench-scaling bench-cifar10 install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,9 @@ docs-browser: $(STAMP)
 
 bench-speed: $(STAMP)
 	$(BIN)/python benchmarks/speed.py
+
+bench-scaling: $(STAMP)
+	$(BIN)/python benchmarks/scaling.py
 
 bench-cifar10: $(STAMP)
 	$(BIN)/python benchmarks/cifar10.py
