@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import logging
 import os
 from collections.abc import Mapping
 from typing import Any
@@ -12,6 +13,8 @@ from typing import Any
 import keras
 
 from keras_cnnkit.errors import DistributionError
+
+logger = logging.getLogger(__name__)
 
 #: Strategies accepted by ``distribution.strategy``.
 STRATEGIES = ("auto", "none", "mirrored", "data_parallel")
@@ -157,7 +160,10 @@ def plan_distribution(config: Mapping[str, Any] | None = None) -> DistributionPl
     On TensorFlow, ``"mirrored"`` uses ``tf.distribute.MirroredStrategy`` over every
     local GPU, or over the logical CPU devices made by ``cpu_devices``; ``"auto"``
     does so when there are several GPUs (or ``cpu_devices`` > 1) and trains plainly
-    otherwise. Several processes on TensorFlow are refused: Keras 3's ``model.fit``
+    otherwise. With a single device, ``"mirrored"`` and ``"data_parallel"`` train
+    plainly too (strategy ``"none"``): one replica gains nothing from a strategy, and
+    ``tf.distribute`` costs about 30 % of the step on a CPU (``benchmarks/scaling.py``).
+    Several processes on TensorFlow are refused: Keras 3's ``model.fit``
     fails under ``MultiWorkerMirroredStrategy`` (keras-team/keras#20585).
 
     Args:
@@ -214,6 +220,10 @@ def plan_distribution(config: Mapping[str, Any] | None = None) -> DistributionPl
     if name == "none" or (name == "auto" and len(gpus) < 2 and cpu_devices < 2):
         return DistributionPlan("none", 1, 1, 0, tuple(gpus[:1] or cpus[:1]))
     devices = gpus if gpus else cpus
+    if len(devices) < 2:
+        # One replica: a strategy would only add tf.distribute's overhead to every step.
+        logger.info("strategy %r over one device %s: training without a strategy", name, devices)
+        return DistributionPlan("none", 1, 1, 0, tuple(devices[:1]))
     strategy = tf.distribute.MirroredStrategy(devices)
     return DistributionPlan(
         "mirrored", strategy.num_replicas_in_sync, 1, 0, tuple(devices), strategy
@@ -256,7 +266,8 @@ def _plan_jax(name: str, cpu_devices: int, num: int, pid: int, address: str) -> 
                 f"cannot join the job at {address} as process {pid} of {num}: {exc}"
             ) from exc
     devices = jax.devices()
-    if name == "none" or (name == "auto" and len(devices) < 2):
+    if name == "none" or len(devices) < 2:
+        # One device (and so one process): DataParallel would only add recompilations.
         return DistributionPlan("none", 1, 1, 0, tuple(str(d) for d in devices[:1]))
     # Each process feeds its own disjoint slice of every global batch (see
     # :func:`keras_cnnkit.training.run.process_shard`), so Keras must not shard again.

@@ -82,3 +82,14 @@ def test_process_layout_from_the_environment():
     assert process_layout({"num_processes": 1, "process_id": 0}, env)[:2] == (1, 0)
     with pytest.raises(DistributionError, match="process_id 4 is not valid"):
         process_layout({"num_processes": 2, "process_id": 4}, {})
+
+
+def test_one_device_trains_without_a_strategy():
+    # A one-replica MirroredStrategy only adds tf.distribute's cost to every step.
+    import tensorflow as tf
+
+    if len(tf.config.list_logical_devices("CPU")) + len(tf.config.list_logical_devices("GPU")) > 1:
+        pytest.skip("this process already has several devices")
+    plan = plan_distribution({"strategy": "mirrored"})
+    assert plan.strategy == "none" and plan.num_replicas == 1 and plan.tf_strategy is None
+    assert len(plan.devices) == 1
