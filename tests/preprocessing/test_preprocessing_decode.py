@@ -124,6 +124,7 @@ def test_pixel_limit_can_be_lowered_and_raised(tmp_path, writers):
     assert str(huge) in str(info.value)
 
 
+@pytest.mark.tensorflow("from_files builds a tf.data pipeline")
 @pytest.mark.skipif(
     hasattr(os, "geteuid") and os.geteuid() == 0, reason="root reads files whatever their mode"
 )
@@ -158,6 +159,7 @@ def test_all_files_bad_is_a_data_error(tmp_path):
         from_files([bad], [0], on_error="skip")
 
 
+@pytest.mark.tensorflow("from_files builds a tf.data pipeline")
 def test_fast_and_pillow_paths_agree(tmp_path, writers):
     """A JPEG through TensorFlow's decoder and the same pixels through Pillow match."""
     from keras_cnnkit.preprocessing import from_files as ff
