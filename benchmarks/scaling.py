@@ -86,7 +86,7 @@ def variants(gpus: int, native_bf16: bool) -> list[dict]:
             'library `strategy="mirrored"`, 1 device',
             "tensorflow",
             distribution={"strategy": "mirrored"},
-            note="MirroredStrategy over the one CPU device: the distributed path's overhead",
+            note="the distributed path at one device (one replica: the library trains without a strategy)",
         ),
         variant(
             "tf_one_device",
@@ -128,7 +128,7 @@ def variants(gpus: int, native_bf16: bool) -> list[dict]:
             'library `strategy="data_parallel"`, 1 device',
             "jax",
             distribution={"strategy": "data_parallel"},
-            note="DataParallel over one device: the distributed path's overhead",
+            note="the distributed path at one device (one device: the library trains without a strategy)",
         ),
         variant(
             "jax_dp_2",
@@ -621,6 +621,8 @@ def scaling_markdown(data: dict) -> str:
         )
         first = f"{row['warmup_epoch_s']:.1f}" if row["warmup_epoch_s"] else "-"
         notes = [row["note"]] if row["note"] else []
+        if row.get("plan"):
+            notes.append(f"plan: strategy {row['plan']['strategy']!r}")
         if row["train_step_compiles"] is not None:
             notes.append(f"train_step compiled {row['train_step_compiles']}x")
         fast, slow = row["timed_epoch_s_range"] or (0, 0)
