@@ -42,8 +42,9 @@ def _assert_same_bn(before, after):
 
 @pytest.mark.xfail(
     keras.backend.backend() == "jax",
-    reason="on the JAX backend the last ResNet50 block's kernel is left unchanged by the "
-    "second phase (MobileNetV3 trains); not yet explained",
+    reason="this random-init ResNet50's head, trained at 10x base_lr, saturates its softmax "
+    "to exact 0/1 probabilities; on JAX Keras takes the cross-entropy of clipped "
+    "probabilities (TensorFlow uses the logits), so phase 2 gets exactly zero gradients",
     strict=False,
 )
 def test_fine_tune_resnet50_keeps_batchnorm_statistics():
