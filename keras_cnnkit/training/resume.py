@@ -48,13 +48,8 @@ def checkpoint_epoch(checkpoint_dir: str | os.PathLike) -> int | None:
     Returns:
         The epoch training resumes at, or ``None`` when there is no training state.
     """
-    meta = pathlib.Path(checkpoint_dir) / "training_metadata.json"
-    for path in (meta, meta.with_name(meta.name + ".bkp")):
-        try:
-            return int(json.loads(path.read_text(encoding="utf-8"))["epoch"])
-        except (OSError, ValueError, KeyError, TypeError):
-            continue
-    return None
+    progress = checkpoint_progress(checkpoint_dir)
+    return None if progress is None else progress[0]
 
 
 def read_history(path: str | os.PathLike) -> list[dict[str, Any]]:

@@ -790,8 +790,7 @@ class _Output:
         from keras_cnnkit.errors import StorageError
         from keras_cnnkit.io import _files, gcs
 
-        best = resume.checkpoint_progress(self.checkpoint_dir)
-        chosen = None
+        remote = {}  # slot -> (progress, downloaded folder), complete slots only
         for slot in self.SLOTS:
             scratch = self.local / f".{resume.CHECKPOINT_DIR}-{slot}.download"
             shutil.rmtree(scratch, ignore_errors=True)
@@ -801,19 +800,23 @@ class _Output:
                 shutil.rmtree(scratch, ignore_errors=True)
                 continue
             progress = resume.checkpoint_progress(scratch)
-            if progress is not None and (best is None or progress > best):
-                if chosen is not None:
-                    shutil.rmtree(chosen[1], ignore_errors=True)
-                best, chosen = progress, (slot, scratch)
-            else:
+            if progress is None:
                 shutil.rmtree(scratch, ignore_errors=True)
-            if progress is not None and self._slot is None:
-                self._slot = slot
-        if chosen is not None:
-            slot, scratch = chosen
-            _files.replace_dir(scratch, self.checkpoint_dir)
-            self._slot = slot
-            logger.info("restored the training state from %s", self._slot_uri(slot))
+            else:
+                remote[slot] = (progress, scratch)
+        if not remote:
+            return
+        # The next copy goes to the other slot, so the newest remote state survives it.
+        self._slot = max(remote, key=lambda slot: remote[slot][0])
+        progress, scratch = remote.pop(self._slot)
+        for _, other in remote.values():
+            shutil.rmtree(other, ignore_errors=True)
+        local = resume.checkpoint_progress(self.checkpoint_dir)
+        if local is not None and local >= progress:
+            shutil.rmtree(scratch, ignore_errors=True)
+            return
+        _files.replace_dir(scratch, self.checkpoint_dir)
+        logger.info("restored the training state from %s", self._slot_uri(self._slot))
 
     def mirror_state(self) -> None:
         """Copy the training state just written to the remote slot not holding the newest."""
