@@ -145,3 +145,35 @@ def stop(procs) -> None:
         if p.poll() is None:
             p.kill()
         p.wait()
+
+
+def sigkill_once(argv: list[str], env: dict, ready, timeout_s: float, poll_s: float = 0.02):
+    """Run ``argv``; SIGKILL it as soon as ``ready()`` returns a value (not ``None``).
+
+    Returns:
+        ``(value, returncode, output)``: the value ``ready`` returned (``None`` if the
+        process ended or ``timeout_s`` passed first), the exit code and the output.
+    """
+    import os
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+    value = None
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and proc.poll() is None:
+            value = ready()
+            if value is not None:
+                os.kill(proc.pid, signal.SIGKILL)
+                break
+            time.sleep(poll_s)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()
+    output = proc.stdout.read().decode()
+    proc.stdout.close()
+    return value, proc.returncode, output

@@ -9,14 +9,12 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
-from _training_helpers import cnnkit_command, make_arrays, write_config, write_npz
+from _training_helpers import cnnkit_command, make_arrays, sigkill_once, write_config, write_npz
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "io"))
 from _io_helpers import anonymous_client, start_fake_gcs  # noqa: E402
@@ -73,24 +71,12 @@ def test_gs_output_resumes_from_the_bucket_on_a_fresh_machine(tmp_path, bucket_e
         "training.checkpoint_every_steps=25",
     )
     first = {**env, "CNNKIT_RUN_CACHE": str(tmp_path / "machine-1")}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=first)
-    killed_at = None
-    try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            epoch = _remote_epoch(client, bucket)
-            if epoch is not None and 1 <= epoch < EPOCHS - 1:
-                os.kill(proc.pid, signal.SIGKILL)
-                killed_at = epoch
-                break
-            time.sleep(0.05)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-    log = proc.stdout.read().decode()
-    proc.stdout.close()
+
+    def killable_epoch():
+        epoch = _remote_epoch(client, bucket)
+        return epoch if epoch is not None and 1 <= epoch < EPOCHS - 1 else None
+
+    killed_at, _, log = sigkill_once(argv, first, killable_epoch, timeout_s=120, poll_s=0.05)
     assert killed_at is not None, f"no remote checkpoint appeared before the run ended:\n{log}"
     assert bucket.get_blob("run/model.keras") is None
 

@@ -4,9 +4,8 @@ import json
 import os
 import signal
 import subprocess
-import time
 
-from _training_helpers import cnnkit_command, make_arrays, write_config, write_npz
+from _training_helpers import cnnkit_command, make_arrays, sigkill_once, write_config, write_npz
 
 from keras_cnnkit import io as ckio
 from keras_cnnkit.training.resume import checkpoint_epoch
@@ -29,26 +28,14 @@ def test_sigkill_mid_epoch_then_resume(tmp_path):
         "training.checkpoint_every_steps=20",
     )
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        killed_at = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            epoch = checkpoint_epoch(out / "checkpoints")
-            if epoch is not None and 1 <= epoch < EPOCHS:
-                os.kill(proc.pid, signal.SIGKILL)
-                killed_at = epoch
-                break
-            time.sleep(0.02)
-        proc.wait(timeout=30)
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
-    log = proc.stdout.read().decode()
-    proc.stdout.close()
+
+    def killable_epoch():
+        epoch = checkpoint_epoch(out / "checkpoints")
+        return epoch if epoch is not None and 1 <= epoch < EPOCHS else None
+
+    killed_at, returncode, log = sigkill_once(argv, env, killable_epoch, timeout_s=60)
     assert killed_at is not None, f"no checkpoint appeared before the run ended:\n{log}"
-    assert proc.returncode == -signal.SIGKILL
+    assert returncode == -signal.SIGKILL
     assert not (out / "model.keras").exists()
     partial = json.loads((out / "checkpoints" / "history.partial.json").read_text())
     assert len(partial) >= killed_at
