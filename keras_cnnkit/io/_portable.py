@@ -43,13 +43,18 @@ LATER_DEFAULTS: tuple[tuple[frozenset[str], dict[str, Any]], ...] = (
 CONFIG_ENTRY = "config.json"
 
 
+def class_names(node: dict) -> set[str]:
+    """The names a serialized object answers to: ``module>ClassName`` and its registered name."""
+    return {f"{node.get('module')}>{node.get('class_name')}", node.get("registered_name")}
+
+
 def _strip(node: Any) -> int:
     """Drop later-release arguments at their defaults, in place; returns how many."""
     dropped = 0
     if isinstance(node, dict):
         config = node.get("config")
         if isinstance(config, dict) and "class_name" in node:
-            names = {f"{node.get('module')}>{node['class_name']}", node.get("registered_name")}
+            names = class_names(node)
             for classes, defaults in LATER_DEFAULTS:
                 if names & classes:
                     for key, default in defaults.items():

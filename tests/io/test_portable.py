@@ -9,7 +9,7 @@ import keras
 import numpy as np
 
 from keras_cnnkit import io as cio
-from keras_cnnkit.io._portable import LATER_DEFAULTS, portable_config
+from keras_cnnkit.io._portable import LATER_DEFAULTS, class_names, portable_config
 from keras_cnnkit.layers import BatchNorm
 
 
@@ -64,8 +64,7 @@ def test_saved_archive_has_no_later_default_arguments_and_predicts_the_same(tmp_
     nodes = list(_walk(config))
     for classes, defaults in LATER_DEFAULTS:
         for node in nodes:
-            names = {f"{node.get('module')}>{node.get('class_name')}", node.get("registered_name")}
-            if names & classes and isinstance(node.get("config"), dict):
+            if class_names(node) & classes and isinstance(node.get("config"), dict):
                 for key, default in defaults.items():
                     assert node["config"].get(key, object()) != default, (node["class_name"], key)
 
