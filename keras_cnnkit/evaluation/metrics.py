@@ -92,8 +92,10 @@ class ClassificationReport:
         class_names: Names of the classes.
         loss: Mean cross-entropy of the probabilities.
         accuracy: Top-1 accuracy.
-        top_k: ``k`` of :attr:`top_k_accuracy`.
-        top_k_accuracy: Top-k accuracy.
+        top_k: ``k`` of :attr:`top_k_accuracy`, the ``k`` asked for capped at the
+            number of classes.
+        top_k_accuracy: Top-k accuracy (also under ``top_<k>_accuracy`` in
+            :meth:`as_dict`, with the real ``k``).
         precision: Per-class precision.
         recall: Per-class recall.
         confusion: The confusion matrix (rows true, columns predicted).
@@ -107,16 +109,41 @@ class ClassificationReport:
     precision: list[float]
     recall: list[float]
     confusion: list[list[int]]
+    top_k_requested: int | None = None
+
+    def __post_init__(self):
+        if self.top_k_requested is None:
+            self.top_k_requested = self.top_k
+
+    @property
+    def top_k_capped(self) -> bool:
+        """Whether the ``k`` asked for exceeded the number of classes."""
+        return self.top_k_requested != self.top_k
 
     def as_dict(self) -> dict:
-        """Plain data (JSON-serializable)."""
-        return dataclasses.asdict(self)
+        """Plain data (JSON-serializable).
+
+        Besides the fields, ``top_<k>_accuracy`` repeats the top-k accuracy under
+        the ``k`` it was computed with, so a capped ``k`` cannot be misread.
+
+        Example:
+            >>> r = classification_report([0, 1], np.array([[0.9, 0.1], [0.2, 0.8]]), k=5)
+            >>> d = r.as_dict()
+            >>> d["top_k_requested"], d["top_k"], d["top_2_accuracy"]
+            (5, 2, 1.0)
+        """
+        data = dataclasses.asdict(self)
+        data[f"top_{self.top_k}_accuracy"] = self.top_k_accuracy
+        return data
 
     def table(self) -> str:
         """Overall scores, a per-class table and the confusion matrix, as text."""
+        capped = ""
+        if self.top_k_capped:
+            capped = f" (k={self.top_k_requested} capped at the {len(self.class_names)} classes)"
         lines = [
             f"loss {self.loss:.4f}  accuracy {self.accuracy:.4f}  "
-            f"top-{self.top_k} accuracy {self.top_k_accuracy:.4f}",
+            f"top-{self.top_k} accuracy {self.top_k_accuracy:.4f}{capped}",
             "",
         ]
         width = max(5, *(len(n) for n in self.class_names))
@@ -144,7 +171,8 @@ def classification_report(
         y_true: Integer labels ``(n,)``.
         probs: Class probabilities ``(n, num_classes)``.
         class_names: Names of the classes (default ``"0"``, ``"1"``...).
-        k: ``k`` of the top-k accuracy (capped at the number of classes).
+        k: ``k`` of the top-k accuracy, capped at the number of classes (the
+            report keeps both: ``top_k_requested`` and ``top_k``).
 
     Returns:
         A :class:`ClassificationReport`.
@@ -170,7 +198,8 @@ def classification_report(
     matrix = confusion_matrix(y_true, probs.argmax(-1), num_classes)
     precision, recall = precision_recall(matrix)
     picked = np.clip(probs[np.arange(len(y_true)), y_true], 1e-7, 1.0)
-    k = min(int(k), num_classes)
+    requested = int(k)
+    k = min(requested, num_classes)
     return ClassificationReport(
         class_names=names,
         loss=float(-np.mean(np.log(picked))) if len(y_true) else 0.0,
@@ -180,6 +209,7 @@ def classification_report(
         precision=[float(v) for v in precision],
         recall=[float(v) for v in recall],
         confusion=matrix.tolist(),
+        top_k_requested=requested,
     )
 
 

@@ -11,6 +11,11 @@ from keras_cnnkit.layers.classifier_head import POOLINGS
 from keras_cnnkit.layers.normalization import NORMALIZATIONS
 from keras_cnnkit.layers.normalize import PRESETS
 
+#: Paddings of a stage's convolutions.
+PADDINGS = ("same", "valid")
+#: Poolings after a stage's last plain convolution.
+STAGE_POOLS = ("max", "avg", None)
+
 
 @dataclasses.dataclass(frozen=True)
 class StageSpec:
@@ -179,6 +184,70 @@ class ConvStackSpec:
         return dataclasses.asdict(self)
 
 
+_INT, _NUMBER, _STR = "an integer", "a number", "a string"
+#: The type of each spec field: what it must be and whether ``None`` is allowed.
+_FIELD_TYPES: dict[str, tuple[str, bool]] = {
+    "filters": (_INT, False),
+    "convs": (_INT, False),
+    "kernel_size": (_INT, False),
+    "strides": (_INT, False),
+    "pool_size": (_INT, False),
+    "stem_filters": (_INT, True),
+    "dropout": (_NUMBER, False),
+    "norm_momentum": (_NUMBER, False),
+    "weight_decay": (_NUMBER, False),
+    "logit_scale": (_NUMBER, True),
+    "pool": (_STR, True),
+    "normalization": (_STR, True),
+    "activation": (_STR, True),
+    "output_activation": (_STR, True),
+    "pooling": (_STR, False),
+    "preprocessing": (_STR, False),
+    "kernel_initializer": (_STR, False),
+}
+
+
+def _is(value, kind: str) -> bool:
+    if kind == _STR:
+        return isinstance(value, str)
+    if isinstance(value, bool):
+        return False
+    if kind == _INT:
+        return isinstance(value, int)
+    return isinstance(value, (int, float))
+
+
+def _check_types(where: str, spec) -> None:
+    """Raise a :class:`SpecError` naming the first field of ``spec`` with a wrong type."""
+    for field in dataclasses.fields(spec):
+        value = getattr(spec, field.name)
+        if field.name in _FIELD_TYPES:
+            kind, optional = _FIELD_TYPES[field.name]
+            if value is None and optional:
+                continue
+            if not _is(value, kind):
+                or_none = " or None" if optional else ""
+                raise SpecError(
+                    f"{where}: {field.name!r} must be {kind}{or_none}, got {value!r} "
+                    f"({type(value).__name__})"
+                )
+        elif field.name == "residual" and not isinstance(value, int):  # True means one
+            raise SpecError(
+                f"{where}: 'residual' must be an integer, got {value!r} ({type(value).__name__})"
+            )
+        elif field.name == "padding" and not (
+            isinstance(value, str)
+            or (isinstance(value, (tuple, list)) and all(isinstance(v, str) for v in value))
+        ):
+            raise SpecError(
+                f"{where}: 'padding' must be a string or a list of strings, got {value!r}"
+            )
+        elif field.name == "hidden_units" and not (
+            isinstance(value, (tuple, list)) and all(_is(v, _INT) for v in value)
+        ):
+            raise SpecError(f"{where}: 'hidden_units' must be a list of integers, got {value!r}")
+
+
 def _check_keys(where: str, config: Mapping[str, Any], cls) -> None:
     known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(config) - known)
@@ -219,20 +288,29 @@ def validate_spec(
     for dim in (h, w):
         if dim is not None and int(dim) < 1:
             raise SpecError(f"input_shape has a non-positive size: {tuple(input_shape)}")
+    _check_types("network", spec)
+    _check_types("head", spec.head)
+    for i, stage in enumerate(spec.stages, start=1):
+        if not isinstance(stage, StageSpec):
+            raise SpecError(f"stage {i}: expected a StageSpec, got {stage!r}")
+        _check_types(f"stage {i} (filters={stage.filters!r})", stage)
     if (h is None or w is None) and spec.head.pooling == "flatten":
         raise SpecError(
             "head: pooling='flatten' needs a fixed input size; use global pooling "
             "('avg', 'max' or 'avgmax') for inputs of any size"
         )
     if spec.normalization not in NORMALIZATIONS and spec.normalization is not None:
-        raise SpecError(f"network: unknown normalization {spec.normalization!r}")
+        raise SpecError(
+            f"network: unknown normalization {spec.normalization!r}; "
+            f"expected one of {list(NORMALIZATIONS)}"
+        )
     if spec.preprocessing not in PRESETS:
         raise SpecError(
             f"network: unknown preprocessing {spec.preprocessing!r}; "
             f"expected one of {list(PRESETS)}"
         )
     if spec.head.pooling not in POOLINGS:
-        raise SpecError(f"head: pooling must be one of {POOLINGS}, got {spec.head.pooling!r}")
+        raise SpecError(f"head: pooling must be one of {list(POOLINGS)}, got {spec.head.pooling!r}")
     if not 0 <= spec.head.dropout < 1:
         raise SpecError(f"head: dropout must be in [0, 1), got {spec.head.dropout}")
 
@@ -262,16 +340,16 @@ def validate_spec(
         if len(paddings) != stage.convs:
             raise SpecError(f"{name}: {len(paddings)} paddings given for {stage.convs} convs")
         for p in paddings:
-            if p not in ("same", "valid"):
-                raise SpecError(f"{name}: padding must be 'same' or 'valid', got {p!r}")
-        if stage.pool not in ("max", "avg", None):
-            raise SpecError(f"{name}: pool must be 'max', 'avg' or None, got {stage.pool!r}")
+            if p not in PADDINGS:
+                raise SpecError(f"{name}: padding must be one of {list(PADDINGS)}, got {p!r}")
+        if stage.pool not in STAGE_POOLS:
+            raise SpecError(f"{name}: pool must be one of {list(STAGE_POOLS)}, got {stage.pool!r}")
         if not 0 <= stage.dropout < 1:
             raise SpecError(f"{name}: dropout must be in [0, 1), got {stage.dropout}")
         norm = stage.normalization or spec.normalization
         if norm not in NORMALIZATIONS and norm is not None:
             raise SpecError(
-                f"{name}: unknown normalization {norm!r}; expected one of {NORMALIZATIONS}"
+                f"{name}: unknown normalization {norm!r}; expected one of {list(NORMALIZATIONS)}"
             )
         for j, padding in enumerate(paddings):
             stride = stage.strides if j == 0 else 1

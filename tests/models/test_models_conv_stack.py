@@ -195,3 +195,37 @@ def test_norm_momentum_reaches_every_batch_norm():
     spec = ConvStackSpec.from_dict({"stages": [4], "norm_momentum": 0.5})
     block = conv_stack(spec, input_shape=(8, 8, 3)).get_layer("stage1_conv1")
     assert block.norm.momentum == 0.5 and block.get_config()["norm_momentum"] == 0.5
+
+
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ({"stages": [{"filters": "32"}]}, r"stage 1.*'filters' must be an integer, got '32'"),
+        ({"stages": [{"filters": 8, "convs": 1.5}]}, r"stage 1.*'convs' must be an integer"),
+        ({"stages": [{"filters": True}]}, r"stage 1.*'filters' must be an integer, got True"),
+        ({"stages": [{"filters": 8, "dropout": "0.1"}]}, r"stage 1.*'dropout' must be a number"),
+        ({"stages": [8], "stem_filters": "16"}, r"network.*'stem_filters' must be an integer"),
+        ({"stages": [8], "norm_momentum": None}, r"network.*'norm_momentum' must be a number"),
+        ({"stages": [8], "activation": 3}, r"network.*'activation' must be a string.*got 3"),
+        ({"stages": [8], "head": {"hidden_units": ["8"]}}, r"head.*'hidden_units' must be"),
+        ({"stages": [8], "head": {"logit_scale": "x"}}, r"head.*'logit_scale' must be a number"),
+    ],
+)
+def test_wrong_value_types_name_the_key(spec, match):
+    with pytest.raises(SpecError, match=match):
+        conv_stack(spec, input_shape=(16, 16, 3))
+
+
+@pytest.mark.parametrize(
+    "spec, choices",
+    [
+        ({"stages": [4], "normalization": "batchnorm"}, r"normalization 'batchnorm'.*'batch'"),
+        ({"stages": [{"filters": 4, "pool": "sum"}]}, r"pool must be one of .*'max'.*'avg'"),
+        ({"stages": [{"filters": 4, "padding": "full"}]}, r"padding must be one of .*'same'"),
+        ({"stages": [4], "head": {"pooling": "sum"}}, r"pooling must be one of .*'avgmax'"),
+        ({"stages": [4], "preprocessing": "imagenet"}, r"expected one of \[.*'unit'"),
+    ],
+)
+def test_option_errors_list_the_valid_choices(spec, choices):
+    with pytest.raises(SpecError, match=choices):
+        conv_stack(spec, input_shape=(16, 16, 3))
