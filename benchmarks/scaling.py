@@ -194,14 +194,10 @@ def worker(spec: dict, args: argparse.Namespace) -> None:
 
     import keras
 
+    from keras_cnnkit.training._build import build_recipe, compile_recipe
+    from keras_cnnkit.training._data import train_dataset
     from keras_cnnkit.training.config import RunConfig
-    from keras_cnnkit.training.distribute import plan_distribution
-    from keras_cnnkit.training.run import (
-        build_recipe,
-        compile_recipe,
-        process_shard,
-        train_dataset,
-    )
+    from keras_cnnkit.training.distribute import plan_distribution, process_shard
 
     steps = max(2, round(args.steps * spec["step_scale"]))
     batch = args.batch_size

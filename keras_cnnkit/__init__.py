@@ -8,39 +8,116 @@ precision the hardware runs fastest, and measure how well it tolerates shifts::
                           input_shape=(32, 32, 3), num_classes=10)
 """
 
-from keras_cnnkit import (
-    backbones,
-    datasets,
-    errors,
-    evaluation,
-    finetune,
-    io,
-    layers,
-    models,
-    preprocessing,
-    training,
-)
+import importlib
+import sys
+from typing import TYPE_CHECKING
+
 from keras_cnnkit._version import __version__
-from keras_cnnkit.backbones import (
-    build_classifier,
-    feature_extractor,
-    get_backbone,
-    list_backbones,
-    save_backbone_weights,
+
+# Names load on first use, so that ``cnnkit --help`` and reading a configuration do not
+# import Keras and TensorFlow. Importing keras_cnnkit after Keras (or using any of its
+# names) loads every subpackage, which registers every class with Keras.
+_SUBPACKAGES = (
+    "backbones",
+    "datasets",
+    "errors",
+    "evaluation",
+    "finetune",
+    "io",
+    "layers",
+    "models",
+    "preprocessing",
+    "training",
 )
-from keras_cnnkit.datasets import load_image_folder
-from keras_cnnkit.evaluation import shift_robustness
-from keras_cnnkit.finetune import fine_tune, freeze, unfreeze
-from keras_cnnkit.hardware import HardwareInfo, detect_hardware, resolve_precision
-from keras_cnnkit.models import (
-    ConvStackSpec,
-    HeadSpec,
-    StageSpec,
-    cifar10_classic,
-    cifar10_fast,
-    conv_stack,
-)
-from keras_cnnkit.training import TrainingRecipe, cifar10_classic_recipe, cifar10_fast_recipe
+_NAMES = {
+    "backbone_entry": "keras_cnnkit.backbones",
+    "backbone_model": "keras_cnnkit.backbones",
+    "build_classifier": "keras_cnnkit.backbones",
+    "feature_extractor": "keras_cnnkit.backbones",
+    "get_backbone": "keras_cnnkit.backbones",
+    "list_backbones": "keras_cnnkit.backbones",
+    "save_backbone_weights": "keras_cnnkit.backbones",
+    "load_image_folder": "keras_cnnkit.datasets",
+    "shift_robustness": "keras_cnnkit.evaluation",
+    "fine_tune": "keras_cnnkit.finetune",
+    "freeze": "keras_cnnkit.finetune",
+    "unfreeze": "keras_cnnkit.finetune",
+    "HardwareInfo": "keras_cnnkit.hardware",
+    "detect_hardware": "keras_cnnkit.hardware",
+    "resolve_precision": "keras_cnnkit.hardware",
+    "ConvStackSpec": "keras_cnnkit.models",
+    "HeadSpec": "keras_cnnkit.models",
+    "StageSpec": "keras_cnnkit.models",
+    "cifar10_classic": "keras_cnnkit.models",
+    "cifar10_fast": "keras_cnnkit.models",
+    "conv_stack": "keras_cnnkit.models",
+    "reset_classifier": "keras_cnnkit.models",
+    "TrainingRecipe": "keras_cnnkit.training",
+    "cifar10_classic_recipe": "keras_cnnkit.training",
+    "cifar10_fast_recipe": "keras_cnnkit.training",
+}
+
+if TYPE_CHECKING:  # pragma: no cover
+    from keras_cnnkit import (
+        backbones,
+        datasets,
+        errors,
+        evaluation,
+        finetune,
+        io,
+        layers,
+        models,
+        preprocessing,
+        training,
+    )
+    from keras_cnnkit.backbones import (
+        backbone_entry,
+        backbone_model,
+        build_classifier,
+        feature_extractor,
+        get_backbone,
+        list_backbones,
+        save_backbone_weights,
+    )
+    from keras_cnnkit.datasets import load_image_folder
+    from keras_cnnkit.evaluation import shift_robustness
+    from keras_cnnkit.finetune import fine_tune, freeze, unfreeze
+    from keras_cnnkit.hardware import HardwareInfo, detect_hardware, resolve_precision
+    from keras_cnnkit.models import (
+        ConvStackSpec,
+        HeadSpec,
+        StageSpec,
+        cifar10_classic,
+        cifar10_fast,
+        conv_stack,
+        reset_classifier,
+    )
+    from keras_cnnkit.training import TrainingRecipe, cifar10_classic_recipe, cifar10_fast_recipe
+
+
+def _load_all() -> None:
+    for name in _SUBPACKAGES:
+        importlib.import_module(f"keras_cnnkit.{name}")
+
+
+def __getattr__(name: str):
+    if name in _SUBPACKAGES:
+        _load_all()
+        return importlib.import_module(f"keras_cnnkit.{name}")
+    if name not in _NAMES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    _load_all()
+    value = getattr(importlib.import_module(_NAMES[name]), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SUBPACKAGES) | set(_NAMES))
+
+
+if "keras" in sys.modules:  # Keras is loaded already: register every class now
+    _load_all()
 
 __all__ = [
     "ConvStackSpec",
@@ -49,6 +126,8 @@ __all__ = [
     "StageSpec",
     "TrainingRecipe",
     "__version__",
+    "backbone_entry",
+    "backbone_model",
     "backbones",
     "build_classifier",
     "cifar10_classic",
@@ -71,6 +150,7 @@ __all__ = [
     "load_image_folder",
     "models",
     "preprocessing",
+    "reset_classifier",
     "resolve_precision",
     "save_backbone_weights",
     "shift_robustness",

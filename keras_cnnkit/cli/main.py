@@ -1,8 +1,12 @@
 """Entry point of the ``cnnkit`` command (also ``python -m keras_cnnkit``).
 
-Each command lives in its own module under ``keras_cnnkit/cli/`` and exposes
-``register(subparsers)``, which adds its parser and sets ``func`` (a callable
-taking the parsed arguments and returning an exit code).
+Each command lives in its own module under ``keras_cnnkit/cli/``, named in
+:data:`COMMAND_MODULES`, and exposes ``register(subparsers)``, which adds its parser and
+sets ``func`` (a callable taking the parsed arguments and returning an exit code).
+A command module imports only the standard library and :mod:`keras_cnnkit.errors` at
+its top; everything heavy (Keras, TensorFlow, NumPy) is imported inside ``func``, so
+``cnnkit --help``, ``--version`` and argument errors answer at once. Errors raised by
+``func`` become exit codes through the one map in :mod:`keras_cnnkit.cli._exit`.
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ import sys
 from collections.abc import Sequence
 
 from keras_cnnkit._version import __version__
-from keras_cnnkit.errors import CnnkitError
+from keras_cnnkit.cli import _exit
 
 #: Modules under keras_cnnkit.cli that add commands, in the order ``--help`` lists them.
-COMMAND_MODULES = ("demo", "info", "train_commands", "io_commands")
+COMMAND_MODULES = ("demo", "info", "train", "evaluate", "predict", "export", "transfer")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,7 +50,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         argv: Arguments without the program name (``sys.argv[1:]`` when ``None``).
 
     Returns:
-        The process exit code: 0 on success, 2 on a usage or input error, 1 otherwise.
+        The process exit code: 0 on success, 2 on a user's mistake, 1 when the work
+        fails, 130 when interrupted (see :mod:`keras_cnnkit.cli._exit`).
     """
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -56,17 +61,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if not getattr(args, "func", None):
         parser.print_help()
-        return 2
+        return _exit.USAGE
     try:
         return int(args.func(args) or 0)
-    except CnnkitError as exc:
-        if args.debug:
-            raise
-        print(f"cnnkit {args.command}: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print(f"cnnkit {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - one map for every command
+        return _exit.report(args.command, exc, debug=getattr(args, "debug", False))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -270,8 +270,39 @@ def _plan_jax(name: str, cpu_devices: int, num: int, pid: int, address: str) -> 
         # One device (and so one process): DataParallel would only add recompilations.
         return DistributionPlan("none", 1, 1, 0, tuple(str(d) for d in devices[:1]))
     # Each process feeds its own disjoint slice of every global batch (see
-    # :func:`keras_cnnkit.training.run.process_shard`), so Keras must not shard again.
+    # :func:`keras_cnnkit.training.distribute.process_shard`), so Keras must not shard again.
     keras.distribution.set_distribution(
         keras.distribution.DataParallel(devices=devices, auto_shard_dataset=num == 1)
     )
     return DistributionPlan("data_parallel", len(devices), num, pid, tuple(str(d) for d in devices))
+
+
+def process_shard(ds, global_batch: int | None, num: int, pid: int):
+    """Take one process's disjoint slice of every global batch of ``ds``.
+
+    Process ``p`` of ``n`` takes rows ``[p * b / n, (p + 1) * b / n)`` of each global
+    batch of ``b`` rows. Batches that do not split evenly across the processes are
+    dropped, so every process runs the same number of steps.
+
+    Args:
+        ds: A dataset of ``(images, labels)`` global batches.
+        global_batch: Keep only batches of exactly this size (``None``: any size that
+            ``num`` divides).
+        num: Number of processes.
+        pid: This process's index.
+
+    Returns:
+        The dataset of local batches.
+    """
+    import tensorflow as tf
+
+    def keep(x, y):
+        n = tf.shape(x)[0]
+        ok = tf.equal(n % num, 0)
+        return tf.logical_and(ok, tf.equal(n, global_batch)) if global_batch else ok
+
+    def take(x, y):
+        local = tf.shape(x)[0] // num
+        return x[pid * local : (pid + 1) * local], y[pid * local : (pid + 1) * local]
+
+    return ds.filter(keep).map(take)

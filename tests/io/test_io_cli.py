@@ -1,27 +1,8 @@
-import argparse
-
 import numpy as np
 import pytest
 
-from keras_cnnkit.cli import io_commands
-from keras_cnnkit.errors import CnnkitError
+from keras_cnnkit.cli.main import main as run_cli
 from keras_cnnkit.io import save
-
-
-def run_cli(argv) -> int:
-    """Run ``cnnkit ARGV``: through the real entry point once the commands are registered."""
-    from keras_cnnkit.cli import main as cli_main
-
-    if "io_commands" in cli_main.COMMAND_MODULES:
-        return cli_main.main(argv)
-    parser = argparse.ArgumentParser(prog="cnnkit")
-    io_commands.register(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(argv)
-    try:
-        return args.func(args)
-    except CnnkitError as exc:  # what cnnkit's main() does with input errors
-        print(f"cnnkit {args.command}: error: {exc}", file=__import__("sys").stderr)
-        return 2
 
 
 @pytest.fixture
@@ -74,4 +55,4 @@ def test_cli_export(tiny_model, images, tmp_path, capsys):
     assert run_cli(["export", str(model_path), str(out_dir)]) == 1
     assert "already exists" in capsys.readouterr().err
     assert run_cli(["export", str(tmp_path / "none.keras"), str(tmp_path / "o")]) == 2
-    assert "does not exist" in capsys.readouterr().err
+    assert "model file not found" in capsys.readouterr().err

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-import argparse
 import pathlib
 import sys
 
 import numpy as np
 from PIL import Image
 
-#: Runs ``cnnkit`` in a fresh interpreter, with the training commands registered.
-CNNKIT = (
-    "import sys, keras_cnnkit.cli.main as m; "
-    "m.COMMAND_MODULES = tuple(dict.fromkeys((*m.COMMAND_MODULES, 'train_commands'))); "
-    "sys.exit(m.main(sys.argv[1:]))"
-)
+#: Runs ``cnnkit`` in a fresh interpreter.
+CNNKIT = "import sys, keras_cnnkit.cli.main as m; sys.exit(m.main(sys.argv[1:]))"
 
 
 def cnnkit_command(*args: str) -> list[str]:
@@ -22,19 +17,11 @@ def cnnkit_command(*args: str) -> list[str]:
     return [sys.executable, "-c", CNNKIT, *args]
 
 
-def parser() -> argparse.ArgumentParser:
-    """A ``cnnkit``-like parser holding only the training commands."""
-    from keras_cnnkit.cli import train_commands
-
-    p = argparse.ArgumentParser(prog="cnnkit")
-    train_commands.register(p.add_subparsers(dest="command"))
-    return p
-
-
 def run_cli(argv: list[str]) -> int:
-    """Parse ``argv`` and run the command in this process; returns the exit code."""
-    args = parser().parse_args(argv)
-    return args.func(args)
+    """Run ``cnnkit`` with ``argv`` in this process; returns the exit code."""
+    from keras_cnnkit.cli.main import main
+
+    return main(argv)
 
 
 def make_arrays(n: int = 96, size: int = 8, classes: int = 3, seed: int = 0):

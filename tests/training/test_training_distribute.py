@@ -16,7 +16,7 @@ MIRRORED_SCRIPT = textwrap.dedent(
     import json, sys
     import numpy as np
     from keras_cnnkit.training.distribute import configure_cpu_devices
-    from keras_cnnkit.training.run import train
+    from keras_cnnkit.training import train
 
     configure_cpu_devices(2)  # before TensorFlow starts
     config, out = sys.argv[1], sys.argv[2]

@@ -40,7 +40,7 @@ TWO_DEVICES = textwrap.dedent(
     """
     import json, sys
     import numpy as np
-    from keras_cnnkit.training.run import train
+    from keras_cnnkit.training import train
 
     config, out, exact = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
     common = exact + ["training.epochs=2", "distribution.cpu_devices=2"]

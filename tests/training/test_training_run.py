@@ -15,8 +15,8 @@ from PIL import Image
 
 from keras_cnnkit import io as ckio
 from keras_cnnkit.errors import ConfigError, DataError
+from keras_cnnkit.training import train
 from keras_cnnkit.training.config import load_config
-from keras_cnnkit.training.run import train
 
 pytestmark = pytest.mark.tensorflow("image folders are read through the tf.data pipeline")
 

@@ -1,0 +1,249 @@
+"""The data of a training run: arrays from a ``.npz`` or an image folder, split and batched."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from keras_cnnkit.errors import DataError
+from keras_cnnkit.training.recipe import TrainingRecipe
+
+logger = logging.getLogger("keras_cnnkit")
+
+
+@dataclasses.dataclass
+class TrainData:
+    """The training and validation data of a run, before batching.
+
+    Arrays (from a ``.npz``) are batched by the recipe; an image folder streams
+    through :func:`keras_cnnkit.preprocessing.from_directory`, already batched.
+
+    Attributes:
+        class_names: Names of the classes, in label order.
+        input_shape: ``(height, width, channels)`` of the model input.
+        num_train: Number of training images.
+        has_validation: Whether there is validation data.
+        arrays: ``(x, y, x_val, y_val)`` for array data, else ``None``.
+        streams: ``(train, validation)`` datasets for folder data, else ``None``.
+        shuffle: Shuffle the training data every epoch.
+    """
+
+    class_names: list[str]
+    input_shape: tuple[int, ...]
+    num_train: int
+    has_validation: bool
+    arrays: tuple | None = None
+    streams: tuple | None = None
+    shuffle: bool = True
+
+    def datasets(self, recipe: TrainingRecipe):
+        """``(train, validation)`` datasets of global batches (validation may be ``None``).
+
+        Args:
+            recipe: Supplies the batch size, the seed and the training augmentation.
+
+        Returns:
+            The two datasets.
+        """
+        if self.arrays is not None:
+            x, y, x_val, y_val = self.arrays
+            train_ds = train_dataset(recipe, x, y, shuffle=self.shuffle)
+            val_ds = None
+            if x_val is not None:
+                val_ds = recipe.dataset(x_val, y_val, batch_size=max(recipe.batch_size, 256))
+            return train_ds, val_ds
+        train_ds, val_ds = self.streams
+        return _augmented(train_ds, recipe.augmentation), val_ds
+
+
+def load_data(
+    config: Mapping[str, Any], *, batch_size: int = 32, seed: int = 0, shuffle: bool = True
+) -> TrainData:
+    """Load the ``[data]`` section: an image folder or a ``.npz``, and the validation data.
+
+    A ``.npz`` holds ``x`` (images) and ``y`` (integer labels), and optionally
+    ``class_names``. An image folder holds one subfolder per class and is read by
+    :func:`keras_cnnkit.preprocessing.from_directory` (files checked up front,
+    decoded in parallel, resized to ``image_size`` or to the size of its first
+    image).
+
+    Args:
+        config: The ``[data]`` section.
+        batch_size: Global batch size of folder data.
+        seed: Seed of shuffling and of the validation split.
+        shuffle: Shuffle the training data every epoch.
+
+    Returns:
+        The data.
+
+    Raises:
+        DataError: If a path is missing or the data is malformed (names the path).
+    """
+    train = config["train"]
+    for key in ("train", "validation"):
+        if str(config.get(key, "")).startswith("gs://"):
+            raise DataError(
+                f"data.{key} = {config[key]!r}: data is read from local paths; copy it first "
+                "(cnnkit download URI DEST)"
+            )
+    if pathlib.Path(train).suffix != ".npz":
+        return _load_folders(config, batch_size, seed, shuffle)
+    x, y, names = _load_npz(train, "data.train")
+    if config.get("class_names"):
+        names = [str(n) for n in config["class_names"]]
+    x_val = y_val = None
+    if config.get("validation"):
+        x_val, y_val, val_names = _load_npz(config["validation"], "data.validation")
+        if val_names and names and list(val_names) != list(names):
+            raise DataError(
+                f"data.validation classes {list(val_names)} differ from data.train classes "
+                f"{list(names)}"
+            )
+        if x_val.shape[1:] != x.shape[1:]:
+            raise DataError(
+                f"data.validation images are {x_val.shape[1:]}, training images {x.shape[1:]}"
+            )
+    elif config.get("validation_split"):
+        n = len(x)
+        k = int(round(config["validation_split"] * n))
+        if not 0 < k < n:
+            raise DataError(
+                f"data.validation_split = {config['validation_split']} leaves an empty split "
+                f"of {n} images"
+            )
+        order = np.random.default_rng(seed).permutation(n)
+        x_val, y_val = x[order[n - k :]], y[order[n - k :]]
+        x, y = x[order[: n - k]], y[order[: n - k]]
+    num = int(max(y.max(), y_val.max() if y_val is not None else 0)) + 1
+    if not names:
+        names = [str(i) for i in range(num)]
+    if num > len(names):
+        raise DataError(f"labels go up to {num - 1} but there are only {len(names)} class names")
+    return TrainData(
+        class_names=list(names),
+        input_shape=tuple(int(s) for s in x.shape[1:]),
+        num_train=len(x),
+        has_validation=x_val is not None,
+        arrays=(x, y, x_val, y_val),
+        shuffle=shuffle,
+    )
+
+
+def _load_npz(path: str, key: str):
+    p = pathlib.Path(path)
+    if not p.is_file():
+        raise DataError(f"{key}: data file not found: {p}")
+    try:
+        with np.load(p, allow_pickle=False) as f:
+            arrays = {k: f[k] for k in f.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{key}: cannot read {p}: {exc}") from None
+    if "x" not in arrays or "y" not in arrays:
+        raise DataError(f"{key}: {p} must hold arrays 'x' and 'y', found {sorted(arrays)}")
+    x, y = arrays["x"], arrays["y"].reshape(-1).astype("int32")
+    if x.ndim == 3:
+        x = x[..., None]
+    if x.ndim != 4 or len(x) != len(y) or len(x) == 0:
+        raise DataError(
+            f"{key}: {p} must hold x (n, height, width, channels) and y (n,), got "
+            f"{x.shape} and {y.shape}"
+        )
+    names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else []
+    return x, y, names
+
+
+def _load_folders(config: Mapping, batch_size: int, seed: int, shuffle: bool) -> TrainData:
+    from keras_cnnkit.preprocessing import from_directory
+
+    root = pathlib.Path(config["train"])
+    if not root.is_dir():
+        raise DataError(f"data.train: data folder not found: {root}")
+    size = tuple(config.get("image_size") or ()) or _first_image_size(root)
+    channels = 1 if config.get("color_mode") == "grayscale" else 3
+    common = {
+        "image_size": size,
+        "color_mode": config.get("color_mode", "rgb"),
+        "batch_size": batch_size,
+        "seed": seed,
+    }
+    names = [str(n) for n in config.get("class_names") or []] or None
+    val_ds = None
+    if config.get("validation"):
+        val_root = pathlib.Path(config["validation"])
+        if not val_root.is_dir():
+            raise DataError(f"data.validation: data folder not found: {val_root}")
+        train_ds = from_directory(root, class_names=names, shuffle=shuffle, **common)
+        val_ds = from_directory(val_root, class_names=train_ds.class_names, shuffle=False, **common)
+    elif config.get("validation_split"):
+        train_ds, val_ds = from_directory(
+            root,
+            class_names=names,
+            shuffle=shuffle,
+            validation_split=config["validation_split"],
+            subset="both",
+            **common,
+        )
+    else:
+        train_ds = from_directory(root, class_names=names, shuffle=shuffle, **common)
+    num_train = len(train_ds.file_paths)
+    return TrainData(
+        class_names=list(train_ds.class_names),
+        input_shape=(int(size[0]), int(size[1]), channels),
+        num_train=num_train,
+        has_validation=val_ds is not None,
+        streams=(train_ds, val_ds),
+        shuffle=shuffle,
+    )
+
+
+def _first_image_size(root: pathlib.Path) -> tuple[int, int]:
+    from PIL import Image
+
+    from keras_cnnkit.preprocessing import IMAGE_EXTENSIONS
+
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and path.name.lower().endswith(IMAGE_EXTENSIONS):
+            try:
+                with Image.open(path) as img:
+                    return img.size[1], img.size[0]
+            except OSError:
+                continue
+    raise DataError(f"data.train: no readable images under {root}")
+
+
+def _augmented(ds, augmentation):
+    if not augmentation:
+        return ds
+    import tensorflow as tf
+
+    layers = list(augmentation)
+
+    def augment(images, labels):
+        images = tf.cast(images, tf.float32)
+        for layer in layers:
+            images = layer(images, training=True)
+        return images, labels
+
+    return ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def train_dataset(recipe: TrainingRecipe, x, y, *, shuffle: bool = True):
+    """The training ``tf.data.Dataset``: global batches, augmented, shuffled unless asked not to.
+
+    Args:
+        recipe: The recipe (batch size, augmentation, seed).
+        x: Training images.
+        y: Training labels.
+        shuffle: Shuffle every epoch with the recipe's seed.
+
+    Returns:
+        The dataset of ``(images, labels)`` batches.
+    """
+    if shuffle:
+        return recipe.dataset(x, y, training=True)
+    return _augmented(recipe.dataset(x, y), recipe.augmentation)
