@@ -6,8 +6,12 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 PYTEST_ARGS ?=
+# tox finds the other Pythons on PATH: every $(pyenv root)/versions/3.1x/bin when pyenv is there.
+PYENV_BINS := $(shell ls -d "$$(pyenv root 2>/dev/null)"/versions/3.1[0-9]*/bin 2>/dev/null | tr '\n' ':')
+TOX    := PATH="$(PYENV_BINS)$$PATH" $(BIN)/tox
+SMOKE_PYTHONS ?= py310-smoke,py312-smoke,py313-smoke
 
-.PHONY: demo test test-slow test-versions test-matrix lint docs docs-browser bench bench-speed bench-scaling bench-cifar10 install clean
+.PHONY: demo test test-slow test-versions test-matrix test-pythons lint docs docs-browser bench bench-speed bench-scaling bench-cifar10 install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,13 +36,18 @@ test-slow: $(STAMP)
 # The oldest (TensorFlow 2.16 + Keras 3.10) and the newest TensorFlow in their own tox
 # environments (unit tests in each), then a .keras file carried between the two in both directions.
 test-versions: $(STAMP)
-	$(BIN)/tox -e tf216,tf221
+	$(TOX) -e tf216,tf221
 	$(BIN)/python -m pytest -m compat tests/compat $(PYTEST_ARGS)
 
-# The whole tox matrix: every TensorFlow from 2.16 on each installed Python 3.10-3.12,
-# plus lint, docs and the JAX backend.
+# The whole tox matrix: every TensorFlow from 2.16 on each installed Python 3.10-3.13
+# (3.13 from TensorFlow 2.20), the smoke tests on each Python, plus lint, docs and JAX.
 test-matrix: $(STAMP)
-	$(BIN)/tox
+	$(TOX)
+
+# tests/smoke on Python 3.10, 3.12 and 3.13 (the newest TensorFlow for each); a missing
+# interpreter fails instead of being skipped. About 90 s with a warm uv cache.
+test-pythons: $(STAMP)
+	$(TOX) --skip-missing-interpreters false -e $(SMOKE_PYTHONS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check keras_cnnkit tests benchmarks examples
