@@ -18,9 +18,11 @@ from keras_cnnkit.backbones.registry import (
 from keras_cnnkit.backbones.stages import (
     FeatureInfo,
     backbone_entry,
+    backbone_model,
     feature_info,
     find_backbone,
     find_stage_ends,
+    stage_numbers,
     stage_of_layers,
 )
 from keras_cnnkit.backbones.weights import keras_cache_dir, save_backbone_weights
@@ -30,6 +32,7 @@ __all__ = [
     "FeatureInfo",
     "InferenceMode",
     "backbone_entry",
+    "backbone_model",
     "build_classifier",
     "decode_predictions",
     "feature_extractor",
@@ -42,5 +45,6 @@ __all__ = [
     "list_backbones",
     "register_backbone",
     "save_backbone_weights",
+    "stage_numbers",
     "stage_of_layers",
 ]

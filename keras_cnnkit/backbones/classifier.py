@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 import keras
 
 from keras_cnnkit.backbones.inference_mode import InferenceMode
-from keras_cnnkit.backbones.registry import BackboneEntry, get_backbone
+from keras_cnnkit.backbones.registry import BackboneEntry, lookup
 from keras_cnnkit.backbones.stages import check_stage_layers
 from keras_cnnkit.backbones.weights import (
     build_backbone_model,
@@ -141,7 +141,7 @@ def build_classifier(
         >>> model.output_shape
         (None, 5)
     """
-    entry = get_backbone(backbone)
+    entry = lookup(backbone)
     input_shape, backbone_shape, resize = _resolve_shapes(entry, input_shape, image_size)
     head = ClassifierHead(
         num_classes,
@@ -215,7 +215,7 @@ def feature_extractor(
         >>> {k: tuple(v.shape[1:]) for k, v in m.output.items()}
         {'stage2': (16, 16, 256), 'stage5': (2, 2, 2048)}
     """
-    entry = get_backbone(backbone)
+    entry = lookup(backbone)
     input_shape, backbone_shape, resize = _resolve_shapes(entry, input_shape, image_size)
     chosen = _select_stages(entry, stages)
     if weights is not None and weights != "imagenet":

@@ -8,7 +8,7 @@ import keras
 import numpy as np
 
 from keras_cnnkit.backbones.inference_mode import InferenceMode
-from keras_cnnkit.backbones.registry import BackboneEntry, get_backbone
+from keras_cnnkit.backbones.registry import BackboneEntry, lookup
 from keras_cnnkit.backbones.weights import _translate, keras_cache_dir, weight_path
 from keras_cnnkit.errors import DataError, SpecError, StorageError
 from keras_cnnkit.layers import Normalize
@@ -49,7 +49,7 @@ def imagenet_classifier(
         >>> model.output_shape
         (None, 1000)
     """
-    entry = get_backbone(backbone)
+    entry = lookup(backbone)
     shape = (entry.default_size, entry.default_size, 3)
     path = None if weights in (None, "imagenet") else weight_path(weights)
     try:

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 import keras
 
+from keras_cnnkit._deprecation import deprecated
 from keras_cnnkit.errors import SpecError
 from keras_cnnkit.layers import PRESETS
 
@@ -33,7 +34,8 @@ class BackboneEntry:
             must normalize to ``name`` (case, ``-`` and ``_`` ignored).
 
     Example:
-        >>> get_backbone("resnet50").preprocessing
+        >>> from keras_cnnkit.backbones import backbone_entry
+        >>> backbone_entry("resnet50").preprocessing
         'caffe'
     """
 
@@ -101,7 +103,8 @@ def register_backbone(entry: BackboneEntry, *, overwrite: bool = False) -> Backb
         SpecError: If the name is taken and ``overwrite`` is false.
 
     Example:
-        >>> entry = get_backbone("vgg16")
+        >>> from keras_cnnkit.backbones import backbone_entry
+        >>> entry = backbone_entry("vgg16")
         >>> register_backbone(entry, overwrite=True) is entry
         True
     """
@@ -116,8 +119,11 @@ def _normalize(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "")
 
 
-def get_backbone(name: str | BackboneEntry) -> BackboneEntry:
-    """Look a backbone up by name (case, ``-`` and ``_`` are ignored).
+def lookup(name: str | BackboneEntry) -> BackboneEntry:
+    """The entry registered under ``name`` (case, ``-`` and ``_`` are ignored).
+
+    The public form is :func:`keras_cnnkit.backbones.backbone_entry`, which also
+    takes a model.
 
     Args:
         name: A registry name (``"resnet50"``), a ``keras.applications``
@@ -128,10 +134,6 @@ def get_backbone(name: str | BackboneEntry) -> BackboneEntry:
 
     Raises:
         SpecError: If no backbone has that name; the message lists the closest names.
-
-    Example:
-        >>> get_backbone("ResNet50").name
-        'resnet50'
     """
     if isinstance(name, BackboneEntry):
         return name
@@ -146,6 +148,19 @@ def get_backbone(name: str | BackboneEntry) -> BackboneEntry:
     raise SpecError(
         f"unknown backbone {name!r}{hint} (list_backbones() gives all {len(_REGISTRY)} names)"
     )
+
+
+@deprecated(since="0.1.0", alternative="keras_cnnkit.backbones.backbone_entry")
+def get_backbone(name: str | BackboneEntry) -> BackboneEntry:
+    """Deprecated name of :func:`keras_cnnkit.backbones.backbone_entry` (a registry entry).
+
+    Args:
+        name: A registry or ``keras.applications`` name, or an entry.
+
+    Returns:
+        The registry entry.
+    """
+    return lookup(name)
 
 
 def list_backbones(pattern: str = "*") -> list[str]:

@@ -8,7 +8,8 @@ import re
 
 import keras
 
-from keras_cnnkit.backbones.registry import BackboneEntry, get_backbone
+from keras_cnnkit._deprecation import deprecated, deprecated_argument
+from keras_cnnkit.backbones.registry import BackboneEntry, lookup
 from keras_cnnkit.errors import SpecError
 
 
@@ -30,12 +31,13 @@ class FeatureInfo:
     channels: int
 
 
-def find_backbone(model: keras.Model) -> keras.Model:
-    """Return the keras.applications backbone nested in a keras_cnnkit model.
+def backbone_model(model: keras.Model) -> keras.Model:
+    """Return the keras.applications backbone (a ``keras.Model``) nested in a model.
 
     Args:
-        model: A model from :func:`build_classifier` or :func:`feature_extractor`
-            (also after ``.keras`` save/load), or a backbone itself.
+        model: A model from :func:`build_classifier`, :func:`feature_extractor` or
+            :func:`keras_cnnkit.reset_classifier` (also after ``.keras``
+            save/load), or a backbone itself.
 
     Returns:
         The backbone model, named after its registry entry.
@@ -46,7 +48,7 @@ def find_backbone(model: keras.Model) -> keras.Model:
     Example:
         >>> from keras_cnnkit.backbones import build_classifier
         >>> m = build_classifier("vgg16", 3, input_shape=(32, 32, 3), weights=None)
-        >>> find_backbone(m).name
+        >>> backbone_model(m).name
         'vgg16'
     """
     if not isinstance(model, keras.Model):
@@ -63,19 +65,69 @@ def find_backbone(model: keras.Model) -> keras.Model:
     return found[0]
 
 
-def backbone_entry(model: keras.Model) -> BackboneEntry:
-    """The registry entry of the backbone inside ``model``.
+@deprecated_argument("model", "backbone", since="0.1.0")
+def backbone_entry(backbone: str | BackboneEntry | keras.Model) -> BackboneEntry:
+    """The registry entry of a backbone name, or of the backbone inside a model.
+
+    Args:
+        backbone: A registry name (``"resnet50"``), a ``keras.applications``
+            constructor name (``"ResNet50"``; case, ``-`` and ``_`` are ignored),
+            an entry, or a keras_cnnkit classifier, feature extractor or backbone.
+
+    Returns:
+        The entry: preprocessing, default and minimum sizes, stage layers.
+
+    Raises:
+        SpecError: If no backbone has that name (the message lists the closest
+            names) or the model holds no registered backbone.
+
+    Example:
+        >>> backbone_entry("ResNet50").name, backbone_entry("resnet50").min_size
+        ('resnet50', 32)
+    """
+    if isinstance(backbone, keras.Model):
+        return lookup(backbone_model(backbone).name)
+    return lookup(backbone)
+
+
+@deprecated(since="0.1.0", alternative="keras_cnnkit.backbones.backbone_model")
+def find_backbone(model: keras.Model) -> keras.Model:
+    """Deprecated name of :func:`backbone_model` (the backbone ``keras.Model``).
 
     Args:
         model: A keras_cnnkit classifier or feature extractor, or a backbone.
 
     Returns:
-        The entry.
+        The backbone model.
+    """
+    return backbone_model(model)
+
+
+def stage_numbers(backbone: keras.Model) -> list[int]:
+    """The stages a built backbone computes, 1 = shallowest.
+
+    Every stage of its registry entry, except for the truncated backbone inside
+    a :func:`feature_extractor`, which computes the stages it was built for
+    (its outputs are named ``stage<k>``).
+
+    Args:
+        backbone: A keras.applications backbone, or a model holding one.
+
+    Returns:
+        The stage numbers, ascending.
 
     Raises:
         SpecError: If ``model`` holds no registered backbone.
     """
-    return get_backbone(find_backbone(model).name)
+    backbone = backbone_model(backbone)
+    outputs = backbone.output
+    if (
+        isinstance(outputs, dict)
+        and outputs
+        and all(re.fullmatch(r"stage\d+", str(key)) for key in outputs)
+    ):
+        return sorted(int(str(key)[5:]) for key in outputs)
+    return list(range(1, lookup(backbone.name).num_stages + 1))
 
 
 def _models(model):
@@ -90,7 +142,7 @@ def _models(model):
 
 def _is_registered(name: str) -> bool:
     try:
-        get_backbone(name)
+        lookup(name)
     except SpecError:
         return False
     return True
@@ -118,7 +170,9 @@ def stage_of_layers(backbone: keras.Model, stage_layers=None) -> dict[str, int]:
 
     Args:
         backbone: A keras.applications backbone (or a model holding one).
-        stage_layers: Names of the stage-end layers; the registry's by default.
+        stage_layers: Names of the stage-end layers; by default the registry's,
+            up to the deepest stage the backbone computes (see
+            :func:`stage_numbers`).
 
     Returns:
         ``{layer name: stage}`` for every layer but the input.
@@ -126,9 +180,9 @@ def stage_of_layers(backbone: keras.Model, stage_layers=None) -> dict[str, int]:
     Raises:
         SpecError: If a stage layer is not in the network.
     """
-    backbone = find_backbone(backbone) if stage_layers is None else backbone
     if stage_layers is None:
-        stage_layers = get_backbone(backbone.name).stage_layers
+        backbone = backbone_model(backbone)
+        stage_layers = lookup(backbone.name).stage_layers[: stage_numbers(backbone)[-1]]
     by_name = {la.name: la for la in backbone.layers}
     check_stage_layers(backbone, stage_layers)
     stage: dict[str, int] = {}
@@ -172,8 +226,11 @@ def feature_info(backbone: keras.Model, stage_layers=None) -> list[FeatureInfo]:
     """Describe the stage outputs of a built backbone, computed from its layers.
 
     Args:
-        backbone: A keras.applications backbone, or a model holding one.
-        stage_layers: Stage-end layer names; the registry's by default.
+        backbone: A keras.applications backbone, or a model holding one (the
+            feature maps of a :func:`feature_extractor` are those of the stages it
+            was built for).
+        stage_layers: Stage-end layer names; by default the registry's, for the
+            stages the backbone computes (see :func:`stage_numbers`).
 
     Returns:
         One :class:`FeatureInfo` per stage, shallow to deep.
@@ -188,13 +245,16 @@ def feature_info(backbone: keras.Model, stage_layers=None) -> list[FeatureInfo]:
         >>> [f.reduction for f in feature_info(bb)]
         [2, 4, 8, 16, 32]
     """
-    backbone = find_backbone(backbone) if stage_layers is None else backbone
     if stage_layers is None:
-        stage_layers = get_backbone(backbone.name).stage_layers
-    check_stage_layers(backbone, stage_layers)
+        backbone = backbone_model(backbone)
+        all_layers = lookup(backbone.name).stage_layers
+        taps = [(k, all_layers[k - 1]) for k in stage_numbers(backbone)]
+    else:
+        taps = list(enumerate(stage_layers, start=1))
+    check_stage_layers(backbone, [name for _, name in taps])
     side = backbone.inputs[0].shape[1]
     info = []
-    for k, name in enumerate(stage_layers, start=1):
+    for k, name in taps:
         shape = backbone.get_layer(name).output.shape
         reduction = None
         if side is not None and shape[1] is not None:

@@ -205,13 +205,13 @@ def save_backbone_weights(model: keras.Model, path: str | os.PathLike) -> pathli
         StorageError: If ``path`` does not end in ``.weights.h5``.
         SpecError: If ``model`` contains no backbone.
     """
-    from keras_cnnkit.backbones.stages import find_backbone
+    from keras_cnnkit.backbones.stages import backbone_model
 
     path = pathlib.Path(path)
     if not str(path).endswith(".weights.h5"):
         raise StorageError(f"backbone weights path {str(path)!r} must end in .weights.h5")
     path.parent.mkdir(parents=True, exist_ok=True)
-    find_backbone(model).save_weights(str(path))
+    backbone_model(model).save_weights(str(path))
     return path
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from keras_cnnkit.backbones import find_backbone, stage_of_layers
+from keras_cnnkit.backbones import backbone_model, stage_of_layers
 from keras_cnnkit.errors import SpecError
 
 
@@ -29,7 +29,7 @@ def freeze(model: keras.Model) -> keras.Model:
         >>> len(freeze(m).trainable_weights)
         2
     """
-    find_backbone(model).trainable = False
+    backbone_model(model).trainable = False
     return model
 
 
@@ -68,7 +68,9 @@ def unfreeze(
     """
     if last_n_stages is not None and from_layer is not None:
         raise SpecError("pass last_n_stages or from_layer, not both")
-    backbone = find_backbone(model)
+    backbone = backbone_model(model)
+    # Each layer's own flag decides (``Model.trainable = True`` leaves the flags of
+    # layers frozen by an earlier partial unfreeze untouched), so set every one.
     backbone.trainable = True
     if last_n_stages is not None:
         stages = stage_of_layers(backbone)
@@ -80,8 +82,7 @@ def unfreeze(
             )
         first = n - last_n_stages + 1
         for layer in backbone.layers:
-            if layer.name in stages:
-                layer.trainable = stages[layer.name] >= first
+            layer.trainable = stages.get(layer.name, n) >= first
     elif from_layer is not None:
         names = [layer.name for layer in backbone.layers]
         if from_layer not in names:
@@ -91,6 +92,9 @@ def unfreeze(
         start = names.index(from_layer)
         for i, layer in enumerate(backbone.layers):
             layer.trainable = i >= start
+    else:
+        for layer in backbone.layers:
+            layer.trainable = True
     return model
 
 
@@ -106,5 +110,5 @@ def batchnorm_layers(model: keras.Model) -> list[keras.layers.Layer]:
     Raises:
         SpecError: If ``model`` holds no registered backbone.
     """
-    backbone = find_backbone(model)
+    backbone = backbone_model(model)
     return [la for la in backbone.layers if isinstance(la, keras.layers.BatchNormalization)]

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 import keras
 
 from keras_cnnkit._api import PACKAGE
-from keras_cnnkit.backbones import find_backbone, stage_of_layers
+from keras_cnnkit.backbones import backbone_model, stage_of_layers
 from keras_cnnkit.errors import SpecError
 
 _CLASSES: dict[type, type] = {}
@@ -165,7 +165,7 @@ def stage_lr_multipliers(
         >>> round(mults["block1_conv1"], 4), round(mults["block5_conv3"], 4)
         (0.01, 0.3981)
     """
-    backbone = find_backbone(model)
+    backbone = backbone_model(model)
     stages = stage_of_layers(backbone)
     n = max(stages.values())
     if isinstance(lr_mult, (int, float)):

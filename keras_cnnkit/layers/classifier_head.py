@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import keras
@@ -22,8 +23,12 @@ class ClassifierHead(keras.layers.Layer):
     before the final Dense. The final Dense always computes in ``float32``, so a
     model trained in mixed precision still outputs ``float32`` scores.
 
+    With ``num_classes=0`` there is no final Dense and no output activation: the
+    head returns the pooled features (after the hidden layers, if any), cast to
+    ``float32`` (timm's ``num_classes=0``).
+
     Args:
-        num_classes: Number of classes.
+        num_classes: Number of classes, or 0 for the pooled features.
         pooling: ``"flatten"``, ``"avg"``, ``"max"`` or ``"avgmax"``.
         hidden_units: Units of each hidden Dense layer.
         dropout: Dropout rate (0 disables it).
@@ -36,13 +41,15 @@ class ClassifierHead(keras.layers.Layer):
         **kwargs: Standard layer arguments.
 
     Raises:
-        SpecError: On an unknown pooling or a non-positive ``num_classes``.
+        SpecError: On an unknown pooling or a negative ``num_classes``.
 
     Example:
         >>> import numpy as np
         >>> head = ClassifierHead(10, pooling="avg")
         >>> tuple(head(np.zeros((2, 4, 4, 16), "float32")).shape)
         (2, 10)
+        >>> tuple(ClassifierHead(0, pooling="avgmax")(np.zeros((2, 4, 4, 16), "float32")).shape)
+        (2, 32)
     """
 
     def __init__(
@@ -59,9 +66,15 @@ class ClassifierHead(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if pooling not in POOLINGS:
-            raise SpecError(f"head pooling must be one of {POOLINGS}, got {pooling!r}")
-        if int(num_classes) < 1:
-            raise SpecError(f"num_classes must be positive, got {num_classes!r}")
+            raise SpecError(f"head pooling must be one of {list(POOLINGS)}, got {pooling!r}")
+        if (
+            isinstance(num_classes, bool)
+            or not isinstance(num_classes, numbers.Integral)
+            or num_classes < 0
+        ):
+            raise SpecError(
+                f"num_classes must be >= 0 (0 for the pooled features), got {num_classes!r}"
+            )
         self.num_classes = int(num_classes)
         self.pooling = pooling
         self.hidden_units = tuple(int(u) for u in hidden_units)
@@ -96,15 +109,19 @@ class ClassifierHead(keras.layers.Layer):
             if self.dropout
             else []
         )
-        self.logits = keras.layers.Dense(
-            self.num_classes,
-            kernel_regularizer=self.kernel_regularizer,
-            name="logits",
-            dtype="float32",
+        self.logits = (
+            keras.layers.Dense(
+                self.num_classes,
+                kernel_regularizer=self.kernel_regularizer,
+                name="logits",
+                dtype="float32",
+            )
+            if self.num_classes
+            else None
         )
         self.out_act = (
             keras.layers.Activation(output_activation, name="probs", dtype="float32")
-            if output_activation
+            if output_activation and self.num_classes
             else None
         )
 
@@ -112,12 +129,19 @@ class ClassifierHead(keras.layers.Layer):
         shapes = [p.compute_output_shape(tuple(input_shape)) for p in self.pool_layers]
         return shapes[0][:-1] + (sum(s[-1] for s in shapes),)
 
+    def _features_shape(self, input_shape):
+        shape = self._pooled_shape(input_shape)
+        for units in self.hidden_units:
+            shape = shape[:-1] + (units,)
+        return shape
+
     def build(self, input_shape):
         shape = self._pooled_shape(input_shape)
         for dense in self.hidden:
             dense.build(shape)
             shape = dense.compute_output_shape(shape)
-        self.logits.build(shape)
+        if self.logits is not None:
+            self.logits.build(shape)
 
     def call(self, inputs, training=None):
         pooled = [p(inputs) for p in self.pool_layers]
@@ -129,6 +153,8 @@ class ClassifierHead(keras.layers.Layer):
                     x = self.drops[i](x, training=training)
         elif self.drops:
             x = self.drops[0](x, training=training)
+        if self.logits is None:
+            return keras.ops.cast(x, "float32")
         x = self.logits(x)
         if self.logit_scale is not None:
             x = x * self.logit_scale
@@ -137,10 +163,12 @@ class ClassifierHead(keras.layers.Layer):
         return x
 
     def compute_output_shape(self, input_shape):
+        if not self.num_classes:
+            return tuple(self._features_shape(tuple(input_shape)))
         return (input_shape[0], self.num_classes)
 
     def compute_output_spec(self, inputs):
-        return keras.KerasTensor((inputs.shape[0], self.num_classes), dtype="float32")
+        return keras.KerasTensor(self.compute_output_shape(inputs.shape), dtype="float32")
 
     def get_config(self):
         config = super().get_config()

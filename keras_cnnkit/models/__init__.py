@@ -2,7 +2,8 @@
 
 from keras_cnnkit.models.cifar10 import CLASSIC_SPEC, FAST_SPEC, cifar10_classic, cifar10_fast
 from keras_cnnkit.models.conv_stack import conv_stack
-from keras_cnnkit.models.precision import cast_precision
+from keras_cnnkit.models.head import classifier_head, reset_classifier
+from keras_cnnkit.models.precision import cast_precision, compute_dtypes
 from keras_cnnkit.models.spec import ConvStackSpec, HeadSpec, StageSpec, validate_spec
 
 __all__ = [
@@ -14,6 +15,9 @@ __all__ = [
     "cast_precision",
     "cifar10_classic",
     "cifar10_fast",
+    "classifier_head",
+    "compute_dtypes",
     "conv_stack",
+    "reset_classifier",
     "validate_spec",
 ]

@@ -34,7 +34,8 @@ def conv_stack(
             :meth:`ConvStackSpec.from_dict`.
         input_shape: ``(height, width, channels)``, any channel count; height and
             width may be ``None`` with a global-pooling head.
-        num_classes: Number of output classes.
+        num_classes: Number of output classes; 0 for the pooled features
+            (the head without its last Dense layer).
         input_dtype: Dtype of the model's input (``"uint8"`` for raw pixels;
             ``"float32"`` accepts float pixels in the same 0..255 range).
         dtype: A Keras dtype policy name for every layer (e.g.
@@ -59,8 +60,10 @@ def conv_stack(
             raise SpecError(f"spec must be a ConvStackSpec or a mapping, got {type(spec).__name__}")
         spec = ConvStackSpec.from_dict(spec)
     validate_spec(spec, input_shape)
-    if int(num_classes) < 1:
-        raise SpecError(f"num_classes must be positive, got {num_classes}")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
+        raise SpecError(
+            f"num_classes must be >= 0 (0 for the pooled features), got {num_classes!r}"
+        )
 
     regularizer = keras.regularizers.L2(spec.weight_decay) if spec.weight_decay else None
     common = {

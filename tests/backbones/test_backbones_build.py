@@ -8,12 +8,12 @@ import pytest
 
 from keras_cnnkit.backbones import (
     InferenceMode,
+    backbone_entry,
+    backbone_model,
     build_classifier,
     feature_extractor,
     feature_info,
-    find_backbone,
     find_stage_ends,
-    get_backbone,
     list_backbones,
     save_backbone_weights,
 )
@@ -52,7 +52,7 @@ def test_classifier_structure_and_trainable_counts(classifier):
         "images", "preprocess", f"{name}_inference", "head",
     ]  # fmt: skip
     assert isinstance(model.get_layer(f"{name}_inference"), InferenceMode)
-    assert find_backbone(model).name == name
+    assert backbone_model(model).name == name
     frozen, full, last = TRAINABLE[name]
     assert len(model.trainable_weights) == frozen
     assert len(unfreeze(model).trainable_weights) == full
@@ -70,7 +70,7 @@ def test_preprocessing_inside_the_model_is_keras_applications(classifier):
     got = model.get_layer("preprocess")(x)
     np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-6, atol=1e-4)
     # The uint8 model equals backbone(preprocess_input(x)) followed by the head.
-    features = find_backbone(model)(expected, training=False)
+    features = backbone_model(model)(expected, training=False)
     manual = model.get_layer("head")(features)
     np.testing.assert_allclose(model.predict(x, verbose=0), np.asarray(manual), atol=1e-5)
 
@@ -79,12 +79,14 @@ def test_keras_roundtrip_keeps_outputs_backbone_and_flags(classifier, tmp_path):
     name, model = classifier
     unfreeze(model, last_n_stages=2)
     loaded = check_keras_roundtrip(model, _images(), tmp_path)
-    assert find_backbone(loaded).name == name
+    assert backbone_model(loaded).name == name
     assert isinstance(loaded.get_layer(f"{name}_inference"), InferenceMode)
     assert len(loaded.trainable_weights) == len(model.trainable_weights)
     # Training the loaded model leaves the BatchNorm statistics of its backbone alone.
     bns = [
-        la for la in find_backbone(loaded).layers if isinstance(la, keras.layers.BatchNormalization)
+        la
+        for la in backbone_model(loaded).layers
+        if isinstance(la, keras.layers.BatchNormalization)
     ]
     before = [bn.moving_mean.numpy().copy() for bn in bns]
     loaded.compile(optimizer="sgd", loss="sparse_categorical_crossentropy", run_eagerly=True)
@@ -111,7 +113,7 @@ def test_weights_files_reproduce_the_source(classifier, tmp_path):
     assert len(target.trainable_weights) == 2  # frozen by default
     z = np.random.default_rng(1).uniform(-100, 100, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_array_equal(
-        find_backbone(target).predict(z, verbose=0), find_backbone(source).predict(z, verbose=0)
+        backbone_model(target).predict(z, verbose=0), backbone_model(source).predict(z, verbose=0)
     )
 
 
@@ -143,7 +145,7 @@ def test_legacy_h5_backbone_file(tmp_path):
     model = build_classifier("vgg16", 2, input_shape=(32, 32, 3), weights=str(path))
     z = np.random.default_rng(2).uniform(-100, 100, (2, 32, 32, 3)).astype("float32")
     np.testing.assert_array_equal(
-        find_backbone(model).predict(z, verbose=0), backbone.predict(z, verbose=0)
+        backbone_model(model).predict(z, verbose=0), backbone.predict(z, verbose=0)
     )
 
 
@@ -187,7 +189,7 @@ def test_feature_extractor_resnet50():
         (2, 64), (4, 256), (8, 512), (16, 1024), (32, 2048),
     ]  # fmt: skip
     # The maps are the backbone's own layer outputs on keras.applications preprocessing.
-    backbone = find_backbone(model)
+    backbone = backbone_model(model)
     x = _images(2, 64)
     tap = keras.Model(backbone.inputs[0], backbone.get_layer("conv4_block6_out").output)
     expected = tap(keras.applications.resnet.preprocess_input(x.astype("float32")))
@@ -218,10 +220,10 @@ def test_feature_extractor_stage_selection_and_roundtrip(tmp_path):
 
 @pytest.mark.parametrize("name", [_param(n) for n in list_backbones()])
 def test_every_backbone_builds_a_small_classifier(name):
-    entry = get_backbone(name)
+    entry = backbone_entry(name)
     side = entry.min_size
     model = build_classifier(name, 3, input_shape=(side, side, 3), weights=None)
-    assert get_backbone(find_backbone(model).name) is entry
+    assert backbone_entry(backbone_model(model).name) is entry
     assert model.predict(_images(1, side), verbose=0).shape == (1, 3)
     with pytest.raises(SpecError, match=f"at least {side}x{side}"):
         build_classifier(name, 3, input_shape=(side - 1, side, 3), weights=None)
@@ -230,7 +232,7 @@ def test_every_backbone_builds_a_small_classifier(name):
 @pytest.mark.parametrize("name", [_param(n) for n in list_backbones()])
 def test_stage_layers_are_computed_stage_ends(name):
     """The typed stage layers exist and are where the graph itself says stages end."""
-    entry = get_backbone(name)
+    entry = backbone_entry(name)
     size = entry.default_size
     backbone = entry.constructor_fn()(
         include_top=False,

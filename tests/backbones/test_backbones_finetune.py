@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_cnnkit.backbones import InferenceMode, build_classifier, find_backbone
+from keras_cnnkit.backbones import InferenceMode, backbone_model, build_classifier
 from keras_cnnkit.errors import SpecError
 from keras_cnnkit.finetune import (
     batchnorm_layers,
@@ -51,7 +51,7 @@ def test_fine_tune_resnet50_keeps_batchnorm_statistics():
     model = build_classifier("resnet50", 3, input_shape=(32, 32, 3), weights=None)
     x, y = _data()
     bn_before = _bn_state(model)
-    conv = find_backbone(model).get_layer("conv5_block3_3_conv")
+    conv = backbone_model(model).get_layer("conv5_block3_3_conv")
     kernel_before = conv.kernel.numpy().copy()
     histories = fine_tune(
         model, (x, y), (x[:4], y[:4]), head_epochs=1, epochs=1, base_lr=1e-3, batch_size=4,
@@ -83,7 +83,7 @@ def test_train_batchnorm_opt_in_updates_statistics():
 def _kernels(model):
     return {
         la.name: la.kernel.numpy().copy()
-        for la in find_backbone(model).layers
+        for la in backbone_model(model).layers
         if isinstance(la, keras.layers.Conv2D)
     } | {"head": model.get_layer("head").logits.kernel.numpy().copy()}
 
@@ -179,17 +179,17 @@ def test_freeze_unfreeze_errors():
 def test_fine_tune_last_stages_only_and_graph_mode():
     model = build_classifier("vgg16", 3, input_shape=(32, 32, 3), weights=None, dropout=0.1)
     x, y = _data()
-    early = find_backbone(model).get_layer("block1_conv1").kernel.numpy().copy()
-    late = find_backbone(model).get_layer("block5_conv1").kernel.numpy().copy()
+    early = backbone_model(model).get_layer("block1_conv1").kernel.numpy().copy()
+    late = backbone_model(model).get_layer("block5_conv1").kernel.numpy().copy()
     histories = fine_tune(
         model, (x, y), head_epochs=1, epochs=1, last_n_stages=1, lr_mult=0.1, batch_size=4
     )
     assert histories.full.epoch == [1]
     assert type(model.optimizer).__name__ == "AdamWithLRMultipliers"
     np.testing.assert_array_equal(
-        find_backbone(model).get_layer("block1_conv1").kernel.numpy(), early
+        backbone_model(model).get_layer("block1_conv1").kernel.numpy(), early
     )
-    assert not np.array_equal(find_backbone(model).get_layer("block5_conv1").kernel.numpy(), late)
+    assert not np.array_equal(backbone_model(model).get_layer("block5_conv1").kernel.numpy(), late)
 
 
 def test_inference_mode_layer(tmp_path):

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_cnnkit.backbones import BackboneEntry, get_backbone, list_backbones, register_backbone
+from keras_cnnkit.backbones import BackboneEntry, backbone_entry, list_backbones, register_backbone
 from keras_cnnkit.errors import CnnkitError, SpecError
 from keras_cnnkit.layers import Normalize
 
@@ -23,11 +23,11 @@ def test_every_keras_applications_cnn_is_registered():
     names = list_backbones()
     for name in EXPECTED_FAMILIES:
         assert name in names
-    constructors = {get_backbone(n).constructor for n in names}
+    constructors = {backbone_entry(n).constructor for n in names}
     public = {n for n in dir(keras.applications) if n[0].isupper()}
     assert public <= constructors, sorted(public - constructors)
     for name in names:
-        assert callable(get_backbone(name).constructor_fn())
+        assert callable(backbone_entry(name).constructor_fn())
 
 
 def test_wildcards():
@@ -41,24 +41,24 @@ def test_wildcards():
 
 
 def test_lookup_ignores_case_and_separators():
-    assert get_backbone("ResNet50").name == "resnet50"
-    assert get_backbone("ConvNeXtTiny").name == "convnext_tiny"
-    assert get_backbone("inception-v3").name == "inception_v3"
-    entry = get_backbone("vgg16")
-    assert get_backbone(entry) is entry
+    assert backbone_entry("ResNet50").name == "resnet50"
+    assert backbone_entry("ConvNeXtTiny").name == "convnext_tiny"
+    assert backbone_entry("inception-v3").name == "inception_v3"
+    entry = backbone_entry("vgg16")
+    assert backbone_entry(entry) is entry
 
 
 def test_unknown_name_lists_close_matches():
     with pytest.raises(SpecError, match="unknown backbone 'resnet05'.*'resnet50'"):
-        get_backbone("resnet05")
+        backbone_entry("resnet05")
     with pytest.raises(CnnkitError, match="efficientnetb0"):
-        get_backbone("efficentnetb0")
+        backbone_entry("efficentnetb0")
     with pytest.raises(SpecError, match="must be a name"):
-        get_backbone(50)
+        backbone_entry(50)
 
 
 def test_register_rejects_duplicates_and_bad_entries():
-    entry = get_backbone("vgg16")
+    entry = backbone_entry("vgg16")
     with pytest.raises(SpecError, match="already registered"):
         register_backbone(entry)
     with pytest.raises(SpecError, match="unknown preprocessing 'bgr'"):
@@ -77,7 +77,7 @@ EXPECTED_PRESETS = {
 
 @pytest.mark.parametrize("name", list_backbones())
 def test_preprocessing_matches_keras_applications(name):
-    entry = get_backbone(name)
+    entry = backbone_entry(name)
     if name in EXPECTED_PRESETS:
         assert entry.preprocessing == EXPECTED_PRESETS[name]
     rng = np.random.default_rng(0)
