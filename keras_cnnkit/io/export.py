@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import os
 import pathlib
+import re
+import tempfile
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import keras
 
-from keras_cnnkit.errors import SpecError, StorageError
+from keras_cnnkit.errors import ConfigError, DataError, SpecError, StorageError
 from keras_cnnkit.io import _files
 from keras_cnnkit.io.metadata import ModelMetadata, build_metadata
 
@@ -25,6 +29,11 @@ IMAGES_SIGNATURE = "serving_default"
 BYTES_SIGNATURE = "serving_bytes"
 #: Where the metadata goes inside an exported SavedModel folder.
 METADATA_FILE = "assets.extra/keras_cnnkit.json"
+#: TFLite post-training quantizations: ``None`` (float32), ``"float16"`` (float16
+#: weights) and ``"int8"`` (int8 weights and activations calibrated on a sample).
+QUANTIZATIONS = (None, "float16", "int8")
+#: Images of the representative sample used to calibrate int8 quantization.
+CALIBRATION_SAMPLES = 100
 
 
 def export(
@@ -36,6 +45,8 @@ def export(
     image_size: Sequence[int] | None = None,
     overwrite: bool = False,
     gcs: GCSOptions | None = None,
+    quantization: str | None = None,
+    representative_data=None,
 ) -> ModelMetadata:
     """Export a model as a serving artifact (TF Serving, Vertex AI, TFLite).
 
@@ -44,7 +55,10 @@ def export(
     * ``serving_default``: ``images``, a ``uint8`` tensor ``[batch, height, width,
       channels]`` of raw pixels;
     * ``serving_bytes``: ``image_bytes``, a ``string`` tensor ``[batch]`` of encoded
-      JPEG/PNG images, decoded and resized to the model's input size inside the graph.
+      JPEG/PNG/BMP/GIF/WebP images, decoded and resized inside the graph by the same
+      TensorFlow ops as :func:`keras_cnnkit.data.from_files` and ``cnnkit predict``,
+      with the input preprocessing the model recorded (``metadata.input_preprocessing``:
+      resize mode, interpolation, antialias), so a file gives the same pixels there.
 
     Both return ``scores`` (the model output) and, when ``class_names`` are given in
     ``metadata``, ``class_index`` and ``class_name`` of the best score. The model is
@@ -54,6 +68,14 @@ def export(
     temporary name beside ``path`` and renamed into place when complete.
 
     ``format="tflite"`` writes a single ``.tflite`` file with the raw-image signature.
+    TFLite runs float32 graphs: a model computing in mixed ``bfloat16`` or
+    ``float16`` is cast to float32 first (its weights are float32 already), so
+    its scores match the Keras model's to the rounding of the mixed precision.
+    ``quantization="float16"`` stores float16 weights (about half the size);
+    ``quantization="int8"`` quantizes weights and activations to int8 (about a
+    quarter), calibrated on ``representative_data``. Input (raw ``uint8``
+    pixels) and scores (float32) keep their types. A SavedModel keeps the
+    model's precision.
 
     Args:
         model: A model with one image input ``[batch, height, width, channels]``.
@@ -66,6 +88,12 @@ def export(
             only when the model's input size is not fixed.
         overwrite: Replace an existing folder, file or ``gs://`` prefix.
         gcs: Client, credentials, timeouts and retry deadline for ``gs://`` paths.
+        quantization: TFLite only: ``None``, ``"float16"`` or ``"int8"``.
+        representative_data: For ``"int8"``: raw images as the model takes them
+            (0..255), as an array ``[n, height, width, channels]``, a
+            ``tf.data.Dataset`` or any iterable of images or batches (of
+            ``(images, labels)`` tuples too, e.g. a training pipeline); the
+            first :data:`CALIBRATION_SAMPLES` images are used.
 
     Returns:
         The metadata written with the artifact.
@@ -74,7 +102,11 @@ def export(
         SpecError: If the model does not have exactly one 4-D image input, or its
             input size is unknown and ``image_size`` is not given.
         StorageError: If the format is unknown, the destination exists and
-            ``overwrite`` is false, or the export fails.
+            ``overwrite`` is false, or the export fails (a failed TFLite
+            conversion names the file holding the converter's log).
+        ConfigError: On an unknown quantization, or one asked for a SavedModel.
+        DataError: If the representative data is missing, empty or not images
+            of the model's input shape.
 
     Example:
         >>> export(model, "serving/1", metadata={"class_names": ["cat", "dog"]})  # doctest: +SKIP
@@ -87,6 +119,7 @@ def export(
     if fmt == "tflite" and not str(path).endswith(".tflite"):
         raise StorageError(f"a TFLite export path must end with '.tflite', got {str(path)!r}")
     size = _image_size(model, image_size)
+    quantization = _check_quantization(fmt, quantization, representative_data)
     meta = build_metadata(model, metadata, fmt)
 
     if _files.is_gcs_uri(path):
@@ -96,7 +129,16 @@ def export(
             gcs_mod.ensure_absent(str(path), folder=fmt == "savedmodel", gcs=gcs)
         with _files.scratch_dir() as scratch:
             local = scratch / ("model.tflite" if fmt == "tflite" else "export")
-            export(model, local, fmt, metadata=meta, image_size=image_size, overwrite=True)
+            export(
+                model,
+                local,
+                fmt,
+                metadata=meta,
+                image_size=image_size,
+                overwrite=True,
+                quantization=quantization,
+                representative_data=representative_data,
+            )
             gcs_mod.upload(local, str(path), overwrite=overwrite, progress=False, gcs=gcs)
         return meta
 
@@ -112,10 +154,15 @@ def export(
         finally:
             _files.remove(tmp)
     else:
+        sample = None
+        if quantization == "int8":
+            sample = calibration_sample(representative_data, size)
         with _files.scratch_dir() as scratch:
             saved = scratch / "savedmodel"
-            _write_saved_model(model, saved, size, meta, with_bytes=False)
-            data = _to_tflite(saved, path)
+            _write_saved_model(float32_model(model), saved, size, meta, with_bytes=False)
+            data = _to_tflite(saved, path, quantization=quantization, sample=sample)
+        if quantization:
+            meta.extra = {**meta.extra, "quantization": quantization}
         with _files.atomic_path(path) as tmp:
             tmp.write_bytes(data)
         meta.sha256 = _files.sha256_file(path)
@@ -184,20 +231,21 @@ def _write_saved_model(model, path: pathlib.Path, size, meta: ModelMetadata, wit
                 "width) to choose the size encoded images are resized to"
             )
 
+        import dataclasses
+
+        from keras_cnnkit.data import DEFAULT_MAX_PIXELS, data_config, decode_and_resize
+
+        # The pipelines' own decoder, with the input preprocessing the model recorded:
+        # an encoded image gives the pixels from_files and cnnkit predict give.
+        config = dataclasses.replace(
+            data_config(model, meta),
+            image_size=(height, width),
+            color_mode="grayscale" if channels == 1 else "rgb",
+        )
+
         def decode(data):
-            image = tf.io.decode_image(data, channels=channels, expand_animations=False)
-            image.set_shape([None, None, channels])
-            same = tf.logical_and(tf.shape(image)[0] == height, tf.shape(image)[1] == width)
-            return tf.cond(
-                same,
-                lambda: image,
-                lambda: tf.cast(
-                    tf.clip_by_value(
-                        tf.round(tf.image.resize(image, (height, width), antialias=True)), 0, 255
-                    ),
-                    tf.uint8,
-                ),
-            )
+            image = decode_and_resize(data, config, max_pixels=DEFAULT_MAX_PIXELS)
+            return tf.ensure_shape(image, [height, width, channels])
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="image_bytes")])
         def serve_bytes(image_bytes):
@@ -215,13 +263,184 @@ def _write_saved_model(model, path: pathlib.Path, size, meta: ModelMetadata, wit
         raise StorageError(f"cannot export model {model.name!r} to {str(path)!r}: {exc}") from exc
 
 
-def _to_tflite(saved: pathlib.Path, path: pathlib.Path) -> bytes:
+def float32_model(model: keras.Model) -> keras.Model:
+    """``model`` itself when every layer computes in float32, else a float32 copy.
+
+    Args:
+        model: A Keras model (mixed ``bfloat16``/``float16`` or float32).
+
+    Returns:
+        A model with the same weights whose layers compute in float32.
+
+    Example:
+        >>> from keras_cnnkit import conv_stack
+        >>> m = conv_stack({"stages": [4]}, input_shape=(8, 8, 3), dtype="mixed_bfloat16")
+        >>> float32_model(m).get_layer("stage1_conv1").compute_dtype
+        'float32'
+    """
+    from keras_cnnkit.models.precision import cast_precision, compute_dtypes
+
+    if compute_dtypes(model) <= {"float32"}:
+        return model
+    return cast_precision(model, "float32")
+
+
+def _check_quantization(fmt: str, quantization, representative_data) -> str | None:
+    if quantization in ("none", "float32"):
+        quantization = None
+    if quantization not in QUANTIZATIONS:
+        raise ConfigError(
+            f"unknown quantization {quantization!r}; expected one of {list(QUANTIZATIONS)}"
+        )
+    if quantization is not None and fmt != "tflite":
+        raise ConfigError(f"quantization={quantization!r} applies to TFLite exports only")
+    if quantization == "int8" and representative_data is None:
+        raise DataError(
+            "quantization='int8' needs representative_data: images as the model takes "
+            "them (an array, a tf.data.Dataset or an iterable of batches) to calibrate on"
+        )
+    return quantization
+
+
+def calibration_sample(data, size, limit: int = CALIBRATION_SAMPLES) -> list:
+    """Collect up to ``limit`` images of the model's input shape from ``data``.
+
+    Args:
+        data: An array ``[n, height, width, channels]``, a ``tf.data.Dataset`` or
+            an iterable; elements are images or batches, alone or first in a
+            tuple (``(images, labels)``).
+        size: ``(height, width, channels)`` of the model input (``None`` sides
+            accept any size).
+        limit: Most images to collect.
+
+    Returns:
+        ``uint8`` arrays ``[1, height, width, channels]``.
+
+    Raises:
+        DataError: If an element is not an image of that shape with values in
+            0..255 (naming the element), or there is none.
+
+    Example:
+        >>> import numpy as np
+        >>> len(calibration_sample(np.zeros((3, 8, 8, 1), "uint8"), (8, 8, 1)))
+        3
+    """
+    import numpy as np
+
+    height, width, channels = size
+    if hasattr(data, "as_numpy_iterator"):
+        data = data.as_numpy_iterator()
+    elif isinstance(data, np.ndarray):
+        if data.ndim != 4:
+            raise DataError(
+                f"representative_data must be images [n, height, width, channels], got an "
+                f"array of shape {data.shape}"
+            )
+        data = [data]
+    images: list = []
+    iterator = iter(data)
+    for i in itertools.count():
+        try:
+            element = next(iterator)
+        except StopIteration:
+            break
+        except Exception as exc:  # a pipeline failing mid-way: name where
+            raise DataError(
+                f"representative_data failed at element {i}: {type(exc).__name__}: "
+                f"{str(exc)[:300]}"
+            ) from exc
+        if isinstance(element, (tuple, list)):
+            element = element[0] if element else None
+        try:
+            batch = np.asarray(element)
+        except Exception as exc:  # an element numpy cannot read
+            raise DataError(f"representative_data element {i} is not an image: {exc}") from exc
+        if batch.ndim == 3:
+            batch = batch[None]
+        expected = (height, width, channels)
+        if (
+            batch.ndim != 4
+            or batch.shape[-1] != channels
+            or any(e is not None and e != got for e, got in zip(expected, batch.shape[1:]))
+        ):
+            raise DataError(
+                f"representative_data element {i} has shape {batch.shape}; the model takes "
+                f"images [batch, {height}, {width}, {channels}]"
+            )
+        if batch.dtype != np.uint8:
+            if not np.issubdtype(batch.dtype, np.number) or (
+                batch.size and (batch.min() < 0 or batch.max() > 255)
+            ):
+                raise DataError(
+                    f"representative_data element {i} ({batch.dtype}) is not raw 0..255 pixels"
+                )
+            batch = np.round(batch).astype(np.uint8)
+        for image in batch:
+            images.append(image[None])
+            if len(images) >= limit:
+                return images
+    if not images:
+        raise DataError("representative_data holds no images")
+    return images
+
+
+def _to_tflite(
+    saved: pathlib.Path, path: pathlib.Path, *, quantization: str | None = None, sample=None
+) -> bytes:
     import tensorflow as tf
 
     converter = tf.lite.TFLiteConverter.from_saved_model(
         str(saved), signature_keys=[IMAGES_SIGNATURE]
     )
+    if quantization == "float16":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.target_spec.supported_types = [tf.float16]
+    elif quantization == "int8":
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+        converter.representative_dataset = lambda: ([image] for image in sample)
+    fd, name = tempfile.mkstemp(prefix="keras_cnnkit-tflite-", suffix=".log")
+    os.close(fd)
+    log = pathlib.Path(name)
     try:
-        return converter.convert()
+        with _stderr_to(log):
+            return converter.convert()
     except Exception as exc:  # the converter raises ConverterError and plain exceptions
-        raise StorageError(f"cannot convert the model to TFLite for {str(path)!r}: {exc}") from exc
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"\n{type(exc).__name__}: {exc}\n")
+        keep, log = log, None
+        raise StorageError(
+            f"cannot convert the model to TFLite for {str(path)!r}: {_first_error(exc)} "
+            f"(the converter's log is in {str(keep)!r})"
+        ) from None
+    finally:
+        if log is not None:
+            log.unlink(missing_ok=True)
+
+
+def _first_error(exc: Exception) -> str:
+    """The converter's first error, without the MLIR location, shortened."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    errors = [line.rsplit("error:", 1)[1].strip() for line in lines if "error:" in line]
+    errors = [re.sub(r"^loc\(.*\)\):\s*", "", e) for e in errors]
+    errors = [e for e in errors if e] or lines or [type(exc).__name__]
+    more = f" (and {len(errors) - 1} more errors)" if len(errors) > 1 else ""
+    return errors[0][:200] + more
+
+
+@contextlib.contextmanager
+def _stderr_to(path: pathlib.Path):
+    """Send file descriptor 2 (where the converter's C++ code logs) to ``path``."""
+    import sys
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(path, "ab") as f:
+            os.dup2(f.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
