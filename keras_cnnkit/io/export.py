@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import keras
 
-from keras_cnnkit.errors import ConfigError, DataError, SpecError, StorageError
+from keras_cnnkit.errors import CnnkitError, ConfigError, DataError, SpecError, StorageError
 from keras_cnnkit.io import _files
 from keras_cnnkit.io.metadata import ModelMetadata, build_metadata
 
@@ -344,10 +344,11 @@ def calibration_sample(data, size, limit: int = CALIBRATION_SAMPLES) -> list:
             element = next(iterator)
         except StopIteration:
             break
+        except CnnkitError:  # already names the input at fault (e.g. a file)
+            raise
         except Exception as exc:  # a pipeline failing mid-way: name where
             raise DataError(
-                f"representative_data failed at element {i}: {type(exc).__name__}: "
-                f"{str(exc)[:300]}"
+                f"representative_data failed at element {i}: {type(exc).__name__}: {str(exc)[:300]}"
             ) from exc
         if isinstance(element, (tuple, list)):
             element = element[0] if element else None

@@ -194,3 +194,28 @@ def test_quantization_and_calibration_errors(trained, tmp_path):
     with pytest.raises(DataError, match="failed at element 1: OSError: disk went away"):
         export(model, path, format="tflite", quantization="int8", representative_data=failing())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_cli_export_quantized_tflite(trained, tmp_path, capsys):
+    from keras_cnnkit.cli.main import main as run_cli
+    from keras_cnnkit.io import save
+
+    model, x_train, _, images = trained
+    model_path = tmp_path / "model.keras"
+    save(model, model_path, {"class_names": [str(i) for i in range(10)]})
+    calibration = tmp_path / "calibration"
+    calibration.mkdir()
+    for i, image in enumerate(x_train[:40]):
+        Image.fromarray(image).save(calibration / f"{i:02d}.png")
+    out = tmp_path / "int8.tflite"
+    args = ["export", str(model_path), str(out), "--format", "tflite", "--quantization", "int8"]
+    assert run_cli([*args, "--calibration-data", str(calibration)]) == 0
+    assert "int8 quantization" in capsys.readouterr().out
+    scores = _tflite_scores(out, images)
+    assert _agreement(scores, model.predict(images, verbose=0)) >= AGREEMENT["int8"]
+    (calibration / "bad.png").write_bytes(b"not an image")
+    out.unlink()
+    assert run_cli([*args, "--calibration-data", str(calibration)]) == 2
+    assert "cannot decode image" in capsys.readouterr().err and not out.exists()
+    assert run_cli(args) == 2
+    assert "needs representative_data" in capsys.readouterr().err
