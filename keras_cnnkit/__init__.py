@@ -19,6 +19,7 @@ from keras_cnnkit._version import __version__
 # names) loads every subpackage, which registers every class with Keras.
 _SUBPACKAGES = (
     "backbones",
+    "data",
     "datasets",
     "errors",
     "evaluation",
@@ -37,7 +38,13 @@ _NAMES = {
     "get_backbone": "keras_cnnkit.backbones",
     "list_backbones": "keras_cnnkit.backbones",
     "save_backbone_weights": "keras_cnnkit.backbones",
-    "load_image_folder": "keras_cnnkit.datasets",
+    "DataConfig": "keras_cnnkit.data",
+    "data_config": "keras_cnnkit.data",
+    "from_arrays": "keras_cnnkit.data",
+    "from_directory": "keras_cnnkit.data",
+    "from_files": "keras_cnnkit.data",
+    "load_image_folder": "keras_cnnkit.data",
+    "read_image": "keras_cnnkit.data",
     "shift_robustness": "keras_cnnkit.evaluation",
     "fine_tune": "keras_cnnkit.finetune",
     "freeze": "keras_cnnkit.finetune",
@@ -60,6 +67,7 @@ _NAMES = {
 if TYPE_CHECKING:  # pragma: no cover
     from keras_cnnkit import (
         backbones,
+        data,
         datasets,
         errors,
         evaluation,
@@ -79,7 +87,15 @@ if TYPE_CHECKING:  # pragma: no cover
         list_backbones,
         save_backbone_weights,
     )
-    from keras_cnnkit.datasets import load_image_folder
+    from keras_cnnkit.data import (
+        DataConfig,
+        data_config,
+        from_arrays,
+        from_directory,
+        from_files,
+        load_image_folder,
+        read_image,
+    )
     from keras_cnnkit.evaluation import shift_robustness
     from keras_cnnkit.finetune import fine_tune, freeze, unfreeze
     from keras_cnnkit.hardware import HardwareInfo, detect_hardware, resolve_precision
@@ -121,6 +137,7 @@ if "keras" in sys.modules:  # Keras is loaded already: register every class now
 
 __all__ = [
     "ConvStackSpec",
+    "DataConfig",
     "HardwareInfo",
     "HeadSpec",
     "StageSpec",
@@ -135,6 +152,8 @@ __all__ = [
     "cifar10_fast",
     "cifar10_fast_recipe",
     "conv_stack",
+    "data",
+    "data_config",
     "datasets",
     "detect_hardware",
     "errors",
@@ -143,6 +162,9 @@ __all__ = [
     "fine_tune",
     "finetune",
     "freeze",
+    "from_arrays",
+    "from_directory",
+    "from_files",
     "get_backbone",
     "io",
     "layers",
@@ -150,6 +172,7 @@ __all__ = [
     "load_image_folder",
     "models",
     "preprocessing",
+    "read_image",
     "reset_classifier",
     "resolve_precision",
     "save_backbone_weights",

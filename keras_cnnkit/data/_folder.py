@@ -1,4 +1,4 @@
-"""Load a small image-folder tree (``root/<class>/*.jpg``) into arrays."""
+"""Load a small image-folder tree (``root/<class>/*.jpg``) into arrays, as the pipelines read it."""
 
 from __future__ import annotations
 
@@ -8,14 +8,14 @@ import os
 import pathlib
 import tarfile
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-from PIL import Image
 
-from keras_cnnkit.errors import DataError, ImageDecodeError
-
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+from keras_cnnkit.data._config import DataConfig
+from keras_cnnkit.data._inspect import DEFAULT_MAX_PIXELS, display_path
+from keras_cnnkit.data._listing import IMAGE_EXTENSIONS, class_folders, list_images
+from keras_cnnkit.data._split import split_indices
+from keras_cnnkit.errors import DataError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,21 +27,27 @@ class ImageFolderData:
         y: ``int32`` labels ``(n,)``, indices into ``class_names``.
         class_names: Class folder names, sorted.
         paths: The file of each image, in the same order.
+        keys: Each file's path relative to the root (the key of the split).
     """
 
     x: np.ndarray
     y: np.ndarray
     class_names: tuple[str, ...]
     paths: tuple[str, ...]
+    keys: tuple[str, ...] = ()
 
     def split(
         self, validation: int | float, seed: int = 0
     ) -> tuple[ImageFolderData, ImageFolderData]:
-        """Split off a seeded validation set: the last ``validation`` items of a permutation.
+        """Split off a seeded, stable validation set (the pipelines' split).
+
+        Each image's side depends only on its path relative to the root and ``seed``
+        (:func:`~keras_cnnkit.data.split_indices`): a fraction holds out about that share,
+        a count that many images.
 
         Args:
-            validation: Number of validation images, or a fraction of all images.
-            seed: Seed of the permutation (the same seed gives the same split).
+            validation: A fraction in (0, 1), or a number of validation images.
+            seed: Partition seed (the same seed gives the same split).
 
         Returns:
             ``(train, validation)``.
@@ -49,16 +55,17 @@ class ImageFolderData:
         Raises:
             DataError: If the split leaves either part empty.
         """
-        n = len(self.y)
-        k = int(round(validation * n)) if isinstance(validation, float) else int(validation)
-        if not 0 < k < n:
-            raise DataError(f"validation={validation!r} leaves an empty split of {n} images")
-        order = np.random.default_rng(seed).permutation(n)
-        return self._take(order[: n - k]), self._take(order[n - k :])
+        keys = list(self.keys) if self.keys else list(self.paths)
+        train, val = split_indices(keys, validation, seed, where="ImageFolderData.split")
+        return self._take(train), self._take(val)
 
     def _take(self, idx: np.ndarray) -> ImageFolderData:
         return ImageFolderData(
-            self.x[idx], self.y[idx], self.class_names, tuple(self.paths[i] for i in idx)
+            self.x[idx],
+            self.y[idx],
+            self.class_names,
+            tuple(self.paths[i] for i in idx),
+            tuple(self.keys[i] for i in idx) if self.keys else (),
         )
 
 
@@ -104,18 +111,6 @@ def extract_archive(
     return target
 
 
-def _read(path: pathlib.Path, size: tuple[int, int] | None, mode: str) -> np.ndarray:
-    try:
-        with Image.open(path) as img:
-            img = img.convert(mode)
-            if size is not None and img.size != (size[1], size[0]):
-                img = img.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise ImageDecodeError(f"cannot decode image {path}: {exc}") from exc
-    return arr[..., None] if arr.ndim == 2 else arr
-
-
 def load_image_folder(
     root: str | os.PathLike,
     *,
@@ -126,11 +121,17 @@ def load_image_folder(
     subdir: str | None = None,
     cache_dir: str | os.PathLike | None = None,
     num_workers: int | None = None,
+    resize_mode: str = "stretch",
+    interpolation: str = "bilinear",
+    antialias: bool = False,
+    max_pixels: int | None = DEFAULT_MAX_PIXELS,
 ) -> ImageFolderData:
     """Load ``root/<class>/<image>`` into ``uint8`` arrays (for small data sets).
 
     Suited to data sets that fit in memory, such as CIFAR-10 as JPEG files. Files
-    are read in sorted order, so the result is the same on every run.
+    are listed, decoded and resized exactly as the pipelines do
+    (:func:`~keras_cnnkit.data.from_directory` gives the same pixels), in sorted order,
+    so the result is the same on every run.
 
     Args:
         root: The folder holding one subfolder per class, or a ``.tar``/``.tar.gz``
@@ -142,7 +143,11 @@ def load_image_folder(
         color_mode: ``"rgb"`` (3 channels) or ``"grayscale"`` (1 channel).
         subdir: A folder inside ``root`` (or the archive) holding the class folders.
         cache_dir: Where archives are extracted.
-        num_workers: Decoding threads (default: the CPU count).
+        num_workers: Parallel decode calls (default: as many as help).
+        resize_mode: ``"stretch"``, ``"crop"`` or ``"pad"`` (with ``image_size``).
+        interpolation: The resizing interpolation.
+        antialias: Antialias when downsampling.
+        max_pixels: Largest ``width * height`` accepted, or ``None``.
 
     Returns:
         An :class:`ImageFolderData`.
@@ -161,46 +166,53 @@ def load_image_folder(
     if subdir:
         root = root / subdir
     if not root.is_dir():
-        raise DataError(f"image folder not found: {root}")
+        raise DataError(f"image folder not found: {display_path(root)}")
     if color_mode not in ("rgb", "grayscale"):
         raise DataError(f"color_mode must be 'rgb' or 'grayscale', got {color_mode!r}")
-    available = sorted(p.name for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
-    if classes is None:
-        classes = available
-    if not classes:
-        raise DataError(f"no class folders in {root}: expected {root}/<class>/<image files>")
-    missing = [c for c in classes if c not in available]
-    if missing:
-        raise DataError(f"class folders {missing} not found in {root}; found {available}")
-    files: list[pathlib.Path] = []
+    classes = class_folders(root, classes, "load_image_folder")
+    files: list[str] = []
     labels: list[int] = []
     for label, name in enumerate(classes):
-        found = sorted(
-            p
-            for p in (root / name).iterdir()
-            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
-        )
+        found = list_images(root / name)
         if not found:
             raise DataError(
-                f"class folder {root / name} has no image files ({', '.join(IMAGE_EXTENSIONS)})"
+                f"class folder {display_path(root / name)} has no image files "
+                f"({', '.join(IMAGE_EXTENSIONS)})"
             )
         found = found[:max_per_class] if max_per_class else found
         files.extend(found)
         labels.extend([label] * len(found))
-    mode = "RGB" if color_mode == "rgb" else "L"
-    with ThreadPoolExecutor(num_workers or os.cpu_count() or 1) as pool:
-        images = list(pool.map(lambda p: _read(p, image_size, mode), files))
+    config = DataConfig(
+        image_size=None if image_size is None else tuple(image_size),
+        color_mode=color_mode,
+        resize_mode=resize_mode,
+        interpolation=interpolation,
+        antialias=antialias,
+    )
+    from keras_cnnkit.data._pipeline import from_files
+
+    ds = from_files(
+        files,
+        data_config=config,
+        batch_size=None,
+        shuffle=False,
+        prefetch=False,
+        max_pixels=max_pixels,
+        num_parallel_calls=num_workers or -1,
+    )
+    images = list(ds.as_numpy_iterator())
     shapes = {img.shape for img in images}
     if len(shapes) > 1:
         first = images[0].shape
-        odd = next(f for f, img in zip(files, images) if img.shape != first)
+        odd = next(i for i, img in enumerate(images) if img.shape != first)
         raise DataError(
-            f"images differ in size ({files[0]} is {first[:2]}, {odd} is "
-            f"{next(i.shape for i in images if i.shape != first)[:2]}); pass image_size=(h, w)"
+            f"images differ in size ({display_path(files[0])} is {first[:2]}, "
+            f"{display_path(files[odd])} is {images[odd].shape[:2]}); pass image_size=(h, w)"
         )
     return ImageFolderData(
         np.stack(images),
         np.asarray(labels, dtype=np.int32),
         tuple(classes),
-        tuple(str(f) for f in files),
+        tuple(files),
+        tuple(os.path.relpath(f, root).replace(os.sep, "/") for f in files),
     )

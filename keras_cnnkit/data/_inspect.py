@@ -1,11 +1,9 @@
-"""Checking and decoding image files with Pillow, with errors that name the file.
+"""What an image file claims to be, read from its header with Pillow, before any decoding.
 
-Every file goes through :func:`inspect_image` before it enters a pipeline: the header
-is read, the pixel count checked against a limit, and the data decoded once (JPEGs at
-1/8 scale, which still reads every byte) so that a truncated or corrupt file is found
-up front with its name, never mid-epoch. Files TensorFlow decodes natively (baseline
-8-bit RGB/grayscale JPEG and PNG) are then decoded by TensorFlow; every other mode
-(CMYK, palette, alpha, 16-bit, GIF, BMP, WebP) by :func:`decode_image_file`.
+The header gives the format, the colour mode and the size, so that a file that is not an
+image, is empty or unreadable, is in an unsupported format or is over the pixel limit (the
+decompression-bomb guard) is refused by name before a single pixel is decoded. The pixels
+themselves are decoded by :mod:`keras_cnnkit.data._decode`.
 """
 
 from __future__ import annotations
@@ -14,12 +12,9 @@ import dataclasses
 import os
 import threading
 
-import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from keras_cnnkit.errors import ImageDecodeError
-
-#: File extensions a folder scan picks up (case-insensitive).
 
 #: Pillow format names that are decoded.
 SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
@@ -28,9 +23,8 @@ SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
 #: decompression-bomb threshold (about 89 megapixels).
 DEFAULT_MAX_PIXELS: int = 89_478_485
 
-#: Kinds of decoding, chosen per file by :func:`inspect_image`.
-DECODER_TF = 0  # TensorFlow decodes it (baseline 8-bit RGB/L JPEG and PNG).
-DECODER_PIL = 1  # Pillow decodes it (every other mode and format).
+#: Kept for compatibility: every file is now decoded by the same TensorFlow decoder.
+DECODER_TF = 0
 
 _OPEN_LOCK = threading.Lock()
 
@@ -43,9 +37,9 @@ class ImageInfo:
         path: The file.
         format: Pillow format name (``"JPEG"``, ``"PNG"``...).
         mode: Pillow mode (``"RGB"``, ``"CMYK"``, ``"I;16"``...).
-        width: Width in pixels.
-        height: Height in pixels.
-        decoder: :data:`DECODER_TF` or :data:`DECODER_PIL`.
+        width: Width in pixels, as stored (before any EXIF orientation).
+        height: Height in pixels, as stored.
+        decoder: Always ``0``: one decoder serves every file (kept for compatibility).
     """
 
     path: str
@@ -53,10 +47,33 @@ class ImageInfo:
     mode: str
     width: int
     height: int
-    decoder: int
+    decoder: int = DECODER_TF
 
 
-def _open(path: str, max_pixels: int | None) -> Image.Image:
+def display_path(path) -> str:
+    """``path`` as text for messages, with undecodable bytes shown as escapes."""
+    text = os.fsdecode(path) if isinstance(path, bytes) else os.fspath(path)
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def decode_error(path, reason: str) -> ImageDecodeError:
+    """An :class:`ImageDecodeError` whose message starts with ``path``.
+
+    Args:
+        path: The file (str, bytes or path-like).
+        reason: What is wrong, in words.
+
+    Returns:
+        The error, with ``path`` and ``reason`` attributes.
+    """
+    shown = display_path(path)
+    err = ImageDecodeError(f"{shown}: {reason}")
+    err.path = shown
+    err.reason = reason
+    return err
+
+
+def _open(path, max_pixels: int | None) -> Image.Image:
     limit = Image.MAX_IMAGE_PIXELS
     if max_pixels is not None and limit is not None and max_pixels <= limit:
         return Image.open(path)
@@ -70,163 +87,93 @@ def _open(path: str, max_pixels: int | None) -> Image.Image:
             Image.MAX_IMAGE_PIXELS = limit
 
 
-def inspect_image(path: str, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageInfo:
-    """Check that ``path`` is a decodable image within the pixel limit.
+def check_header(path, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> ImageInfo:
+    """Read the header of ``path`` and check it, without decoding the pixels.
 
     Args:
-        path: The image file.
+        path: The image file (str, bytes or path-like).
         max_pixels: Largest ``width * height`` accepted, or ``None`` for no limit.
 
     Returns:
         The file's :class:`ImageInfo`.
 
     Raises:
-        ImageDecodeError: If the file cannot be read, is empty, is not an image, is in
-            an unsupported format, exceeds ``max_pixels``, or is truncated or corrupt.
-            The message starts with the path.
-
-    Example:
-        >>> import tempfile, os
-        >>> from PIL import Image
-        >>> p = os.path.join(tempfile.mkdtemp(), "a.png")
-        >>> Image.new("RGB", (4, 3)).save(p)
-        >>> info = inspect_image(p)
-        >>> info.format, info.width, info.height
-        ('PNG', 4, 3)
+        ImageDecodeError: If the file cannot be read, is empty, is not an image, is in an
+            unsupported format, exceeds ``max_pixels`` or claims more pixels than its size
+            can hold. The message starts with the path.
     """
-    path = str(path)
-
-    def fail(reason: str) -> ImageDecodeError:
-        err = ImageDecodeError(f"{path}: {reason}")
-        err.path = path
-        err.reason = reason
-        return err
-
+    if not isinstance(path, bytes):
+        path = os.fspath(path)
     try:
         size = os.path.getsize(path)
     except OSError as exc:
-        raise fail(f"cannot read file ({exc.strerror or exc})") from exc
+        raise decode_error(path, f"cannot read file ({exc.strerror or exc})") from exc
     if size == 0:
-        raise fail("file is empty (0 bytes)")
+        raise decode_error(path, "file is empty (0 bytes)")
     try:
         im = _open(path, max_pixels)
     except PermissionError as exc:
-        raise fail("cannot read file (permission denied)") from exc
+        raise decode_error(path, "cannot read file (permission denied)") from exc
     except Image.DecompressionBombError as exc:
-        raise fail(f"image is too large ({exc}); pass a larger max_pixels to accept it") from exc
+        raise decode_error(
+            path, f"image is too large ({exc}); pass a larger max_pixels to accept it"
+        ) from exc
     except UnidentifiedImageError as exc:
-        raise fail("not an image file Pillow can identify (corrupt or not an image)") from exc
-    except OSError as exc:
-        raise fail(f"cannot read file ({exc})") from exc
+        raise decode_error(
+            path, "not an image file Pillow can identify (corrupt or not an image)"
+        ) from exc
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise decode_error(path, f"cannot read file ({exc})") from exc
     with im:
         fmt, mode, (width, height) = im.format or "?", im.mode, im.size
-        if fmt not in SUPPORTED_FORMATS:
-            raise fail(f"unsupported image format {fmt}; supported: {', '.join(SUPPORTED_FORMATS)}")
-        if max_pixels is not None and width * height > max_pixels:
-            raise fail(
-                f"image is {width}x{height} = {width * height} pixels, over the limit "
-                f"max_pixels={max_pixels} (decompression-bomb guard); pass a larger "
-                "max_pixels to accept it"
+    if fmt not in SUPPORTED_FORMATS:
+        raise decode_error(
+            path, f"unsupported image format {fmt}; supported: {', '.join(SUPPORTED_FORMATS)}"
+        )
+    if max_pixels is not None and width * height > max_pixels:
+        raise decode_error(
+            path,
+            f"image is {width}x{height} = {width * height} pixels, over the limit "
+            f"max_pixels={max_pixels} (decompression-bomb guard); pass a larger "
+            "max_pixels to accept it",
+        )
+    if width == 0 or height == 0:
+        raise decode_error(path, f"image has zero size ({width}x{height})")
+    if fmt == "PNG":
+        # Deflate cannot compress beyond ~1032:1, so a file far smaller than its
+        # header's pixel count claims is corrupt (or a forged header).
+        bands = Image.getmodebands(mode) if mode in Image.MODES else 4
+        raw = height * (1 + width * bands * (2 if "16" in mode else 1))
+        if raw > 1100 * size:
+            raise decode_error(
+                path, f"corrupt image data ({size} bytes cannot hold the {width}x{height} pixels)"
             )
-        if width == 0 or height == 0:
-            raise fail(f"image has zero size ({width}x{height})")
-        try:
-            if fmt == "JPEG":
-                # DCT scaling: the whole stream is read and entropy-decoded at 1/8 cost.
-                im.draft(im.mode, (max(1, width // 8), max(1, height // 8)))
-                im.load()
-            elif fmt == "PNG":
-                im.verify()  # every chunk and CRC, without inflating the pixels
-                # Deflate cannot compress beyond ~1032:1, so a file far smaller than its
-                # header's pixel count claims is corrupt (or a forged header).
-                raw = height * (1 + width * len(im.getbands()) * (2 if "16" in mode else 1))
-                if raw > 1100 * size:
-                    raise ValueError(f"{size} bytes cannot hold the {width}x{height} pixels")
-            else:
-                im.load()
-        except Image.DecompressionBombError as exc:
-            raise fail(f"image is too large ({exc}); pass a larger max_pixels") from exc
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
-            reason = str(exc) or type(exc).__name__
-            if "truncated" in reason or isinstance(exc, EOFError):
-                reason = f"file is truncated ({reason})"
-            else:
-                reason = f"corrupt image data ({reason})"
-            raise fail(reason) from exc
-        fast = fmt in ("JPEG", "PNG") and mode in ("RGB", "L") and "transparency" not in im.info
-    return ImageInfo(path, fmt, mode, width, height, DECODER_TF if fast else DECODER_PIL)
+    return ImageInfo(display_path(path), fmt, mode, width, height)
 
 
-def to_array(im: Image.Image, channels: int = 3) -> np.ndarray:
-    """Convert a Pillow image of any supported mode to ``uint8`` ``(h, w, channels)``.
+def diagnose(path, message: str) -> str:
+    """A reason, in words, for a file that the decoder refused with ``message``.
 
-    Alpha is composited over white; palette images are expanded; 16-bit and 32-bit
-    integer images are scaled from 0..65535 to 0..255; CMYK is converted to RGB.
+    Pillow reads the file in full to tell a truncated file from corrupt data; the
+    decoder's own message is kept.
 
     Args:
-        im: A loaded Pillow image.
-        channels: 3 for RGB, 1 for grayscale.
+        path: The file.
+        message: The decoder's error message.
 
     Returns:
-        The pixels.
+        The reason.
     """
-    mode = im.mode
-    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
-        arr = np.asarray(im, dtype=np.float64)
-        im = Image.fromarray(np.clip(np.round(arr / 257.0), 0, 255).astype(np.uint8), "L")
-    elif mode == "F":
-        arr = np.asarray(im, dtype=np.float64)
-        im = Image.fromarray(np.clip(np.round(arr), 0, 255).astype(np.uint8), "L")
-    elif mode == "1":
-        im = im.convert("L")
-    if im.mode == "P":
-        im = im.convert("RGBA") if "transparency" in im.info else im.convert("RGB")
-    if im.mode in ("LA", "La", "PA"):
-        im = im.convert("RGBA")
-    if im.mode in ("RGBA", "RGBa"):
-        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
-        im = Image.alpha_composite(background, im.convert("RGBA")).convert("RGB")
-    target = "RGB" if channels == 3 else "L"
-    if im.mode != target:
-        im = im.convert(target)
-    arr = np.asarray(im, dtype=np.uint8)
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    return arr
-
-
-def decode_image_file(
-    path: str, channels: int = 3, max_pixels: int | None = DEFAULT_MAX_PIXELS
-) -> np.ndarray:
-    """Decode an image file with Pillow to ``uint8`` ``(height, width, channels)``.
-
-    Handles JPEG (incl. CMYK), PNG (incl. palette, alpha, 16-bit), BMP, GIF (first
-    frame) and WebP.
-
-    Args:
-        path: The image file.
-        channels: 3 for RGB, 1 for grayscale.
-        max_pixels: Largest ``width * height`` accepted, or ``None`` for no limit.
-
-    Returns:
-        The pixels.
-
-    Raises:
-        ImageDecodeError: If the file cannot be decoded (the message names it).
-
-    Example:
-        >>> import tempfile, os
-        >>> from PIL import Image
-        >>> p = os.path.join(tempfile.mkdtemp(), "a.png")
-        >>> Image.new("LA", (4, 3)).save(p)
-        >>> decode_image_file(p).shape
-        (3, 4, 3)
-    """
-    inspect_image(path, max_pixels)
+    first = message.strip().splitlines()[0] if message.strip() else "decoding failed"
+    if "}}" in first:  # TensorFlow's "{{function_node ...}} text [Op:...]"
+        first = first.split("}}", 1)[1].strip()
+    first = first.split(" [Op:")[0].strip()
     try:
-        with _open(str(path), max_pixels) as im:
-            im.seek(0)
+        with _open(path, None) as im:
             im.load()
-            return to_array(im, channels)
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
-        raise ImageDecodeError(f"{path}: cannot decode image ({exc})") from exc
+        text = str(exc) or type(exc).__name__
+        if "truncated" in text or isinstance(exc, EOFError):
+            return f"file is truncated ({text}); decoder: {first}"
+        return f"corrupt image data ({text}); decoder: {first}"
+    return f"corrupt image data (decoder: {first})"

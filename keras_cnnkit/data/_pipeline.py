@@ -1,10 +1,17 @@
-"""Image pipelines: folders, file lists or arrays to shuffled, augmented ``tf.data`` batches."""
+"""Image pipelines: folders, file lists or arrays to shuffled, augmented ``tf.data`` batches.
+
+Every file is checked before the first epoch: its header (format, size, pixel limit) with
+Pillow, then its data decoded once by the one decoder (:mod:`keras_cnnkit.data._decode`),
+in parallel, so a broken file is named before training starts. The check records a
+fingerprint of each file's bytes; during iteration a file whose bytes no longer match
+(replaced after the pipeline was built) is decoded on a guarded path that turns any
+failure into an :class:`~keras_cnnkit.errors.ImageDecodeError` naming it (``"raise"``)
+or an entry in the report (``"skip"``).
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
-import pathlib
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
@@ -12,27 +19,53 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from keras_cnnkit.datasets.image_folder import IMAGE_EXTENSIONS
-from keras_cnnkit.errors import ConfigError, DataError, ImageDecodeError, SpecError
-from keras_cnnkit.preprocessing.augment import make_augmentation
-from keras_cnnkit.preprocessing.decode import (
-    DECODER_TF,
-    DEFAULT_MAX_PIXELS,
-    ImageInfo,
-    decode_image_file,
-    inspect_image,
+from keras_cnnkit._deprecation import warn_deprecated
+from keras_cnnkit.data._augment import make_augmentation
+from keras_cnnkit.data._config import (
+    COLOR_MODES,
+    DataConfig,
+    check_raw_pixels,
+    merge_config,
 )
-from keras_cnnkit.preprocessing.layers import ImagePreprocessing, check_image_size, make_normalize
-from keras_cnnkit.preprocessing.report import SkipReport
+from keras_cnnkit.data._config import (
+    data_config as resolve_data_config,
+)
+from keras_cnnkit.data._decode import (
+    decode_and_resize,
+    decode_image,
+    resize_image,
+    resizer,
+    to_uint8,
+)
+from keras_cnnkit.data._inspect import (
+    DEFAULT_MAX_PIXELS,
+    check_header,
+    decode_error,
+    display_path,
+)
+from keras_cnnkit.data._layers import ImagePreprocessing, make_normalize
+from keras_cnnkit.data._listing import IMAGE_EXTENSIONS, class_folders, list_images
+from keras_cnnkit.data._read import decode_bytes
+from keras_cnnkit.data._report import SkipReport
+from keras_cnnkit.data._split import array_keys, split_indices
+from keras_cnnkit.errors import ConfigError, DataError, ImageDecodeError, SpecError
 
 ON_ERROR = ("raise", "skip")
-COLOR_MODES = {"rgb": 3, "grayscale": 1}
 LABEL_MODES = ("int", "categorical", None)
 SUBSETS = ("training", "validation", "both")
 
-# Branches of the per-file decoder switch: Pillow, TF PNG, TF JPEG at 1/1, 1/2, 1/4, 1/8.
-_BRANCH_PIL, _BRANCH_PNG, _BRANCH_JPEG = 0, 1, 2
-_JPEG_RATIOS = (1, 2, 4, 8)
+#: Buckets of the fingerprint that tells a file changed since the check.
+_HASH_BUCKETS = 2**62
+
+_DEFAULTS = {
+    "image_size": (224, 224),
+    "color_mode": "rgb",
+    "resize_mode": "stretch",
+    "interpolation": "bilinear",
+    "antialias": False,
+    "center_crop": None,
+    "class_names": None,
+}
 
 
 # --------------------------------------------------------------------------- checks
@@ -62,89 +95,367 @@ def _check_common(
         raise SpecError(f"cache must be None, 'memory' or a file path, got {cache!r}")
 
 
-def in_validation(key: str, fraction: float, seed: int) -> bool:
-    """Whether ``key`` falls in the validation part of a seeded, stable partition.
+def _options(where: str, defaults: Mapping | None = None, **kw) -> dict:
+    backend = keras.backend.backend()
+    if backend != "tensorflow":
+        # Keras layers (resize, normalization, augmentation) run inside tf.data's graph,
+        # which only the TensorFlow backend can trace.
+        raise ConfigError(
+            f"keras_cnnkit.data pipelines need the TensorFlow backend, and Keras "
+            f"runs on {backend!r}: set KERAS_BACKEND=tensorflow, or give the model arrays "
+            "(a .npz file in a training config)"
+        )
+    config = kw.pop("data_config", None)
+    config = None if config is None else resolve_data_config(config)
+    if kw["normalize"] is not None:
+        check_raw_pixels(kw["normalize"], config, where)
+        warn_deprecated(
+            f"the normalize argument of keras_cnnkit.data.{where}",
+            since="0.1.0",
+            alternative=(
+                "raw pixels from the pipeline and normalization inside the model "
+                "(keras_cnnkit.layers.Normalize, or ImagePreprocessing(normalize=...))"
+            ),
+            stacklevel=3,
+        )
+    kw = merge_config(kw, defaults or _DEFAULTS, config, where)
+    kw["_model_config"] = config
+    _check_common(
+        kw["on_error"],
+        kw["color_mode"],
+        kw["label_mode"],
+        kw["validation_split"],
+        kw["subset"],
+        kw["batch_size"],
+        kw["cache"],
+    )
+    if kw["max_pixels"] is not None and int(kw["max_pixels"]) <= 0:
+        raise SpecError(f"max_pixels must be positive or None, got {kw['max_pixels']!r}")
+    image_size = kw["image_size"]
+    if isinstance(image_size, int):
+        image_size = (image_size, image_size)
+    kw["_config"] = DataConfig(
+        image_size=None if image_size is None else tuple(image_size),
+        color_mode=kw["color_mode"],
+        resize_mode=kw["resize_mode"],
+        interpolation=kw["interpolation"],
+        antialias=kw["antialias"],
+        center_crop=kw["center_crop"],
+        class_names=None if config is None else config.class_names,
+        preprocessing=None if config is None else config.preprocessing,
+    )
+    if kw["normalize"] != "dataset":
+        kw["_normalization"] = make_normalize(kw["normalize"])
+    make_augmentation(kw["augment"], kw["seed"])  # validate early
+    return kw
 
-    The decision depends only on ``key`` (e.g. a file's path relative to the root),
-    ``seed`` and ``fraction``: the same file lands on the same side on every run, on
-    every machine, whatever other files are added or removed.
 
-    Args:
-        key: The item's stable identifier.
-        fraction: Share of items in validation, in (0, 1).
-        seed: Partition seed.
+def _serving_layer(opts: dict, normalization) -> ImagePreprocessing | None:
+    config = opts["_config"]
+    if config.image_size is None:
+        return None
+    normalize = None
+    if normalization is not None:
+        cfg = normalization.get_config()
+        normalize = {k: cfg[k] for k in ("scale", "offset", "mean", "std", "channel_order")}
+    return ImagePreprocessing(
+        config.image_size,
+        resize_mode=config.resize_mode,
+        interpolation=config.interpolation,
+        center_crop=config.center_crop,
+        antialias=config.antialias,
+        normalize=normalize,
+    )
 
-    Returns:
-        ``True`` if the item is in the validation part.
 
-    Example:
-        >>> in_validation("cat/001.jpg", 0.2, seed=0) == in_validation("cat/001.jpg", 0.2, seed=0)
-        True
+# --------------------------------------------------------------------------- file check
+
+
+def _check_files(
+    paths: list[str], config: DataConfig, max_pixels, on_error: str, report: SkipReport
+) -> list[tuple[int, int, int] | None]:
+    """Check every file: header with Pillow, then one decode by the one decoder.
+
+    Returns, per file, ``(fingerprint, height, width)`` of the decoded image (before
+    resizing), or ``None`` for a file left out (``on_error="skip"``).
     """
-    digest = hashlib.sha256(f"{int(seed)}\0{key}".encode()).digest()
-    return int.from_bytes(digest[:8], "big") / 2.0**64 < float(fraction)
 
-
-# --------------------------------------------------------------------------- scanning
-
-
-def _scan(
-    paths: Sequence[str], max_pixels: int | None, on_error: str, report: SkipReport
-) -> list[ImageInfo | None]:
-    """Inspect every file in parallel; raise the first failure (in order) or record all."""
-
-    def one(path):
+    def header(path):
         try:
-            return inspect_image(path, max_pixels)
+            check_header(path, max_pixels)
+            return None
         except ImageDecodeError as exc:
             return exc
 
-    workers = min(32, 2 * (os.cpu_count() or 1))
     if len(paths) > 8:
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            results = list(pool.map(one, paths, chunksize=16))
+        with ThreadPoolExecutor(max_workers=min(32, 2 * (os.cpu_count() or 1))) as pool:
+            errors = list(pool.map(header, paths, chunksize=16))
     else:
-        results = [one(p) for p in paths]
-    out: list[ImageInfo | None] = []
-    for path, res in zip(paths, results):
-        if isinstance(res, ImageDecodeError):
+        errors = [header(p) for p in paths]
+    ok = [i for i, e in enumerate(errors) if e is None]
+    decoded: dict[int, tuple[int, int, int]] = {}
+    if ok:
+        raw = [os.fsencode(paths[i]) for i in ok]
+        ds = tf.data.Dataset.from_tensor_slices((np.asarray(ok, np.int64), raw))
+
+        def check(i, path):
+            data = tf.io.read_file(path)
+            shape = tf.shape(decode_image(data, config, max_pixels))
+            return i, tf.strings.to_hash_bucket_fast(data, _HASH_BUCKETS), shape[0], shape[1]
+
+        ds = ds.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
+        for i, fp, h, w in ds.ignore_errors().batch(4096).as_numpy_iterator():
+            for a, b, c, d in zip(i.tolist(), fp.tolist(), h.tolist(), w.tolist()):
+                decoded[a] = (b, c, d)
+    out: list[tuple[int, int, int] | None] = []
+    for i, path in enumerate(paths):
+        err = errors[i]
+        if err is None and i not in decoded:  # the decoder refused it: find out why, by name
+            try:
+                with open(path, "rb") as f:
+                    data = f.read()
+                decode_bytes(path, data, config, max_pixels, resize=False)
+                err = decode_error(path, "cannot decode image")
+            except ImageDecodeError as exc:
+                err = exc
+            except OSError as exc:
+                err = decode_error(path, f"cannot read file ({exc.strerror or exc})")
+        if err is not None:
             if on_error == "raise":
-                raise res
-            report.add(path, getattr(res, "reason", str(res)))
+                raise err
+            report.add(err.path, err.reason)
             out.append(None)
         else:
-            out.append(res)
+            out.append(decoded[i])
     return out
 
 
-def _branch(info: ImageInfo, target: tuple[int, int] | None) -> int:
-    if info.decoder != DECODER_TF:
-        return _BRANCH_PIL
-    if info.format == "PNG":
-        return _BRANCH_PNG
-    ratio_index = 0
-    if target is not None:
-        th, tw = target
-        for i, r in enumerate(_JPEG_RATIOS):
-            if info.height / r >= th and info.width / r >= tw:
-                ratio_index = i
-    return _BRANCH_JPEG + ratio_index
+# --------------------------------------------------------------------------- errors mid-iteration
+
+
+class _ConvertingIterator:
+    """An iterator that turns a failed read into the library's error, naming the file."""
+
+    def __init__(self, iterator, failures: list):
+        self._iterator = iterator
+        self._failures = failures
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return next(self._iterator)
+        except tf.errors.OpError as exc:
+            if self._failures:
+                raise self._failures[-1] from exc
+            raise
+
+    def get_next(self):
+        return self.__next__()
+
+
+_CONVERTING: dict[type, type] = {}
+
+
+def _converting(ds: tf.data.Dataset, failures: list) -> tf.data.Dataset:
+    """``ds``, whose Python iteration raises ``ImageDecodeError`` for a file that fails."""
+    base = type(ds)
+    sub = _CONVERTING.get(base)
+    if sub is None:
+
+        def __iter__(self):
+            return _ConvertingIterator(base.__iter__(self), self._cnnkit_failures)
+
+        sub = type(base.__name__, (base,), {"__iter__": __iter__})
+        _CONVERTING[base] = sub
+    ds.__class__ = sub
+    ds._cnnkit_failures = failures
+    return ds
 
 
 # --------------------------------------------------------------------------- building
 
 
-def _resize_target(pre: ImagePreprocessing | None) -> tuple[int, int] | None:
-    if pre is None:
-        return None
-    h, w = pre.image_size
-    if pre.center_crop is not None:
-        h, w = round(h / pre.center_crop), round(w / pre.center_crop)
-    return h, w
+def _file_pipeline(
+    paths: list[str],
+    labels: list[int] | None,
+    checked: list[tuple[int, int, int]],
+    *,
+    training: bool,
+    num_classes: int,
+    opts: dict,
+    report: SkipReport,
+    failures: list,
+) -> tf.data.Dataset:
+    config: DataConfig = opts["_config"]
+    channels = config.channels
+    max_pixels = opts["max_pixels"]
+    on_error = opts["on_error"]
+    target = config.image_size
+    late_resize = None
+    resize_now = True
+    if (
+        training
+        and target is not None
+        and opts["augment"]
+        and config.center_crop is None
+        and all(h <= target[0] and w <= target[1] for _, h, w in checked)
+    ):
+        # Every image is smaller than the output: augment at the source size, then
+        # upsample (the same transformations on far fewer pixels).
+        late_resize = resizer(config).resize
+        resize_now = False
+
+    def guarded(path_t, data_t):
+        path = path_t.numpy()
+        try:
+            return decode_bytes(path, data_t.numpy(), config, max_pixels, resize=resize_now)
+        except ImageDecodeError as exc:
+            if on_error == "raise":
+                failures.append(exc)
+                raise
+            report.add(exc.path, exc.reason)
+            return np.zeros((0, 0, channels), np.uint8)
+
+    def read(path, fingerprint):
+        data = tf.io.read_file(path)
+        same = tf.equal(tf.strings.to_hash_bucket_fast(data, _HASH_BUCKETS), fingerprint)
+
+        def fast():
+            if resize_now:
+                return decode_and_resize(data, config, max_pixels)
+            return decode_image(data, config, max_pixels)
+
+        def slow():  # the file changed since the check: decode it where errors are caught
+            image = tf.py_function(guarded, [path, data], tf.uint8)
+            image.set_shape([None, None, channels])
+            return image
+
+        image = tf.cond(same, fast, slow)
+        image.set_shape([None, None, channels])
+        return image
+
+    def fix_shape(image):
+        if resize_now and target is not None:
+            return tf.ensure_shape(image, [target[0], target[1], channels])
+        return image
+
+    labeled = labels is not None
+    columns = (
+        [os.fsencode(p) for p in paths],
+        np.asarray([c[0] for c in checked], np.int64),
+    )
+    if labeled:
+        columns = columns + (np.asarray(labels, np.int32),)
+    ds = tf.data.Dataset.from_tensor_slices(columns)
+    shuffle = opts["shuffle"] and training
+    shuffled_before = shuffle and not opts["cache"]
+    if shuffled_before:  # cheap: shuffle file names, not pixels
+        ds = ds.shuffle(len(paths), seed=opts["seed"], reshuffle_each_iteration=True)
+    calls = opts["num_parallel_calls"]
+    if labeled:
+        ds = ds.map(lambda p, f, y: (read(p, f), y), num_parallel_calls=calls)
+        if on_error == "skip":
+            ds = ds.filter(lambda x, y: tf.size(x) > 0)
+        ds = ds.map(lambda x, y: (fix_shape(x), y))
+    else:
+        ds = ds.map(read, num_parallel_calls=calls)
+        if on_error == "skip":
+            ds = ds.filter(lambda x: tf.size(x) > 0)
+        ds = ds.map(fix_shape)
+    return _finish(
+        ds,
+        len(paths),
+        labeled=labeled,
+        label_mode=opts["label_mode"],
+        num_classes=num_classes,
+        batch_size=opts["batch_size"],
+        shuffle=shuffle,
+        shuffled_before=shuffled_before,
+        seed=opts["seed"],
+        cache=opts["cache"],
+        augment=opts["augment"] if training else None,
+        normalization=opts["_normalization"],
+        drop_remainder=opts["drop_remainder"],
+        prefetch=opts["prefetch"],
+        shuffle_buffer=opts["shuffle_buffer"],
+        late_resize=late_resize,
+    )
 
 
-def _to_uint8(x):
-    return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
+def _decorate(ds, **attrs):
+    for key, value in attrs.items():
+        setattr(ds, key, value)
+    return ds
+
+
+def _build_files(
+    paths: list[str],
+    labels: list[int] | None,
+    keys: list[str],
+    class_names: list[str] | None,
+    opts: dict,
+    report: SkipReport,
+):
+    config: DataConfig = opts["_config"]
+    checked = _check_files(paths, config, opts["max_pixels"], opts["on_error"], report)
+    keep = [i for i, c in enumerate(checked) if c is not None]
+    if not keep:
+        raise DataError(f"no readable images among {len(paths)} file(s):\n{report.summary()}")
+    split = opts["validation_split"]
+    seed = 0 if opts["seed"] is None else opts["seed"]
+    parts = {"training": keep}
+    wanted = ("training",)
+    if split is not None:
+        train_idx, val_idx = split_indices(
+            [keys[i] for i in keep], float(split), seed, where="validation_split"
+        )
+        parts = {
+            "training": [keep[i] for i in train_idx],
+            "validation": [keep[i] for i in val_idx],
+        }
+        wanted = ("training", "validation") if opts["subset"] == "both" else (opts["subset"],)
+    num_classes = len(class_names) if class_names else 0
+    failures: list = []
+
+    def make(name: str, training: bool, o: dict):
+        idx = parts[name]
+        ds = _file_pipeline(
+            [paths[i] for i in idx],
+            None if labels is None else [labels[i] for i in idx],
+            [checked[i] for i in idx],
+            training=training,
+            num_classes=num_classes,
+            opts=o,
+            report=report,
+            failures=failures,
+        )
+        return _converting(ds, failures), [paths[i] for i in idx]
+
+    if opts["normalize"] == "dataset":
+        plain = dict(opts, augment=None, shuffle=False, cache=None, _normalization=None)
+        plain["batch_size"] = 64
+        stats_ds, _ = make("training", False, plain)
+        opts["_normalization"] = make_normalize(compute_mean_std(stats_ds))
+    out = []
+    for name in wanted:
+        training = name == "training"
+        o = opts if training else dict(opts, shuffle=False)
+        ds, kept = make(name, training, o)
+        out.append(
+            _decorate(
+                ds,
+                class_names=class_names,
+                file_paths=kept,
+                report=report,
+                errors=failures,
+                data_config=DataConfig(**{**config.to_dict(), "class_names": class_names or None}),
+                normalization=opts["_normalization"],
+                preprocessing_layer=_serving_layer(opts, opts["_normalization"]),
+            )
+        )
+    return tuple(out) if len(out) == 2 else out[0]
 
 
 def _finish(
@@ -251,109 +562,6 @@ def _augmenter(layers, mix):
     return apply
 
 
-def _decode_fn(channels: int, max_pixels, pre: ImagePreprocessing | None, report, on_error):
-    def pil_decode(path_bytes):
-        path = path_bytes.decode()
-        try:
-            return decode_image_file(path, channels, max_pixels)
-        except ImageDecodeError as exc:
-            if on_error == "raise":
-                raise
-            report.add(path, str(exc).split(": ", 1)[-1])
-            return np.zeros((0, 0, channels), np.uint8)
-
-    def decode(path, branch):
-        def pil():
-            return tf.numpy_function(pil_decode, [path], tf.uint8, stateful=False)
-
-        def png():
-            return tf.io.decode_png(tf.io.read_file(path), channels=channels)
-
-        def jpeg(ratio):
-            return lambda: tf.io.decode_jpeg(tf.io.read_file(path), channels=channels, ratio=ratio)
-
-        image = tf.switch_case(branch, [pil, png] + [jpeg(r) for r in _JPEG_RATIOS])
-        image.set_shape([None, None, channels])
-        return image
-
-    def resize(image):
-        if pre is None:
-            return image
-        return _to_uint8(pre.resize(image))
-
-    return decode, resize
-
-
-def _file_pipeline(
-    paths: list[str],
-    labels: list[int] | None,
-    infos: list[ImageInfo],
-    *,
-    training: bool,
-    num_classes: int,
-    opts: dict,
-    report: SkipReport,
-) -> tf.data.Dataset:
-    channels = COLOR_MODES[opts["color_mode"]]
-    pre = opts["_pre"]
-    target = _resize_target(pre)
-    branches = [_branch(info, target) for info in infos]
-    decode, resize = _decode_fn(channels, opts["max_pixels"], pre, report, opts["on_error"])
-    late_resize = None
-    if (
-        training
-        and target is not None
-        and opts["augment"]
-        and all(i.height <= target[0] and i.width <= target[1] for i in infos)
-    ):
-        late_resize, resize = pre.resize, (lambda image: image)
-    labeled = labels is not None
-    columns = (paths, np.asarray(branches, np.int32))
-    if labeled:
-        columns = columns + (np.asarray(labels, np.int32),)
-    ds = tf.data.Dataset.from_tensor_slices(columns)
-    shuffle = opts["shuffle"] and training
-    shuffled_before = shuffle and not opts["cache"]
-    if shuffled_before:  # cheap: shuffle file names, not pixels
-        ds = ds.shuffle(len(paths), seed=opts["seed"], reshuffle_each_iteration=True)
-    calls = opts["num_parallel_calls"]
-    late_failures = any(b == _BRANCH_PIL for b in branches)  # these come back empty
-    if labeled:
-        ds = ds.map(lambda p, b, y: (decode(p, b), y), num_parallel_calls=calls)
-        if late_failures:
-            ds = ds.filter(lambda x, y: tf.size(x) > 0)
-        ds = ds.map(lambda x, y: (resize(x), y), num_parallel_calls=calls)
-    else:
-        ds = ds.map(decode, num_parallel_calls=calls)
-        if late_failures:
-            ds = ds.filter(lambda x: tf.size(x) > 0)
-        ds = ds.map(resize, num_parallel_calls=calls)
-    return _finish(
-        ds,
-        len(paths),
-        labeled=labeled,
-        label_mode=opts["label_mode"],
-        num_classes=num_classes,
-        batch_size=opts["batch_size"],
-        shuffle=shuffle,
-        shuffled_before=shuffled_before,
-        seed=opts["seed"],
-        cache=opts["cache"],
-        augment=opts["augment"] if training else None,
-        normalization=opts["_normalization"],
-        drop_remainder=opts["drop_remainder"],
-        prefetch=opts["prefetch"],
-        shuffle_buffer=opts["shuffle_buffer"],
-        late_resize=late_resize,
-    )
-
-
-def _decorate(ds, **attrs):
-    for key, value in attrs.items():
-        setattr(ds, key, value)
-    return ds
-
-
 def compute_mean_std(data, max_batches: int | None = None) -> dict[str, list[float]]:
     """Per-channel mean and standard deviation of images, in pixel units (0..255).
 
@@ -412,130 +620,6 @@ def compute_mean_std(data, max_batches: int | None = None) -> dict[str, list[flo
     return {"mean": [round(float(v), 6) for v in mean], "std": [round(float(v), 6) for v in std]}
 
 
-def _options(**kw) -> dict:
-    backend = keras.backend.backend()
-    if backend != "tensorflow":
-        # Keras layers (resize, normalization, augmentation) run inside tf.data's graph,
-        # which only the TensorFlow backend can trace.
-        raise ConfigError(
-            f"keras_cnnkit.preprocessing pipelines need the TensorFlow backend, and Keras "
-            f"runs on {backend!r}: set KERAS_BACKEND=tensorflow, or give the model arrays "
-            "(a .npz file in a training config)"
-        )
-    _check_common(
-        kw["on_error"],
-        kw["color_mode"],
-        kw["label_mode"],
-        kw["validation_split"],
-        kw["subset"],
-        kw["batch_size"],
-        kw["cache"],
-    )
-    if kw["max_pixels"] is not None and int(kw["max_pixels"]) <= 0:
-        raise SpecError(f"max_pixels must be positive or None, got {kw['max_pixels']!r}")
-    if kw["image_size"] is None:
-        kw["_pre"] = None
-        if kw["resize_mode"] != "stretch" or kw["center_crop"] is not None:
-            raise SpecError("resize_mode and center_crop need an image_size")
-    else:
-        kw["_pre"] = ImagePreprocessing(
-            check_image_size(kw["image_size"]),
-            resize_mode=kw["resize_mode"],
-            interpolation=kw["interpolation"],
-            center_crop=kw["center_crop"],
-            antialias=kw["antialias"],
-        )
-    if kw["normalize"] != "dataset":
-        kw["_normalization"] = make_normalize(kw["normalize"])
-    make_augmentation(kw["augment"], kw["seed"])  # validate early
-    return kw
-
-
-def _serving_layer(opts: dict, normalization) -> ImagePreprocessing | None:
-    pre = opts["_pre"]
-    if pre is None:
-        return None
-    normalize = None
-    if normalization is not None:
-        config = normalization.get_config()
-        normalize = {k: config[k] for k in ("scale", "offset", "mean", "std", "channel_order")}
-    return ImagePreprocessing(
-        pre.image_size,
-        resize_mode=pre.resize_mode,
-        interpolation=pre.interpolation,
-        center_crop=pre.center_crop,
-        antialias=pre.antialias,
-        normalize=normalize,
-    )
-
-
-def _build_files(
-    paths: list[str],
-    labels: list[int] | None,
-    keys: list[str],
-    class_names: list[str] | None,
-    opts: dict,
-    report: SkipReport,
-):
-    infos = _scan(paths, opts["max_pixels"], opts["on_error"], report)
-    keep = [i for i, info in enumerate(infos) if info is not None]
-    if not keep:
-        raise DataError(f"no readable images among {len(paths)} file(s):\n{report.summary()}")
-    split = opts["validation_split"]
-    seed = 0 if opts["seed"] is None else opts["seed"]
-    parts = {"training": keep}
-    if split is not None:
-        val = {i for i in keep if in_validation(keys[i], split, seed)}
-        parts = {
-            "training": [i for i in keep if i not in val],
-            "validation": [i for i in keep if i in val],
-        }
-        wanted = ("training", "validation") if opts["subset"] == "both" else (opts["subset"],)
-        for name in wanted:
-            if not parts[name]:
-                raise DataError(
-                    f"validation_split={split} leaves the {name} subset empty "
-                    f"({len(keep)} readable image(s))"
-                )
-    else:
-        wanted = ("training",)
-    num_classes = len(class_names) if class_names else 0
-
-    def make(name: str, training: bool, o: dict):
-        idx = parts[name]
-        return _file_pipeline(
-            [paths[i] for i in idx],
-            None if labels is None else [labels[i] for i in idx],
-            [infos[i] for i in idx],
-            training=training,
-            num_classes=num_classes,
-            opts=o,
-            report=report,
-        ), [paths[i] for i in idx]
-
-    if opts["normalize"] == "dataset":
-        plain = dict(opts, augment=None, shuffle=False, cache=None, _normalization=None)
-        plain["batch_size"] = 64
-        stats_ds, _ = make("training", False, plain)
-        opts["_normalization"] = make_normalize(compute_mean_std(stats_ds))
-    out = []
-    for name in wanted:
-        training = name == "training"
-        o = opts if training else dict(opts, shuffle=False)
-        ds, kept = make(name, training, o)
-        out.append(
-            _decorate(
-                ds,
-                class_names=class_names,
-                file_paths=kept,
-                report=report,
-                normalization=opts["_normalization"],
-                preprocessing_layer=_serving_layer(opts, opts["_normalization"]),
-            )
-        )
-    return tuple(out) if len(out) == 2 else out[0]
-
-
 _COMMON_DOC = """
         image_size: Output ``(height, width)`` (or an int for a square).
         color_mode: ``"rgb"`` (3 channels) or ``"grayscale"`` (1 channel).
@@ -547,9 +631,12 @@ _COMMON_DOC = """
         antialias: Antialias when downsampling.
         augment: Training-only augmentation: a dict (see :func:`make_augmentation`) or
             a list of Keras preprocessing layers. Never applied to the validation subset.
-        normalize: ``None`` (pixels stay 0..255), a preset of
-            :data:`keras_cnnkit.layers.PRESETS`, ``"dataset"`` (mean/std computed from the
-            training images) or a dict of :class:`~keras_cnnkit.layers.Normalize` arguments.
+        normalize: Deprecated: normalization belongs inside the model (the models of this
+            library carry their own). ``None`` keeps raw pixels (0..255); a preset of
+            :data:`keras_cnnkit.layers.PRESETS`, ``"dataset"`` (mean/std of the training
+            images) or a dict of :class:`~keras_cnnkit.layers.Normalize` arguments still
+            works, with a warning, and is refused for a ``data_config`` model that
+            normalizes itself.
         batch_size: Images per batch, or ``None`` for single images.
         shuffle: Shuffle the training images, reshuffled every epoch.
         seed: Seed of shuffling, augmentation and the validation partition.
@@ -563,7 +650,10 @@ _COMMON_DOC = """
         max_pixels: Largest ``width * height`` accepted (decompression-bomb guard), or ``None``.
         drop_remainder: Drop the last, smaller batch.
         shuffle_buffer: Shuffle buffer (in images) when shuffling after ``cache``.
-        num_parallel_calls: Parallel decode calls (``tf.data.AUTOTUNE`` by default)."""
+        num_parallel_calls: Parallel decode calls (``tf.data.AUTOTUNE`` by default).
+        data_config: A model, ``(model, metadata)`` or :class:`DataConfig`: its input
+            size, colour mode, resize settings and class names replace the arguments
+            above (an argument set to something else is refused)."""
 
 
 def from_files(
@@ -592,12 +682,14 @@ def from_files(
     drop_remainder: bool = False,
     shuffle_buffer: int = 1024,
     num_parallel_calls: int = tf.data.AUTOTUNE,
+    data_config=None,
 ) -> tf.data.Dataset | tuple[tf.data.Dataset, tf.data.Dataset]:
-    """Build a pipeline from a list of image files and their integer labels.
+    """Build a pipeline from a list of image files and, optionally, their integer labels.
 
     Args:
         paths: Image files.
-        labels: One integer label per file, or ``None`` for an unlabeled pipeline.
+        labels: One integer label per file, or ``None`` for an unlabeled pipeline of
+            images only (whatever ``label_mode`` says).
         class_names: Names of the classes (``labels`` index into it); optional.
         label_mode: ``"int"``, ``"categorical"`` (one-hot) or ``None`` (images only).
     {common}
@@ -606,14 +698,17 @@ def from_files(
         A ``tf.data.Dataset`` of ``(images, labels)`` (or images), ready for
         ``model.fit``; a ``(training, validation)`` pair with ``subset="both"``. Each
         carries ``report`` (a :class:`SkipReport`), ``file_paths``, ``class_names``,
-        ``normalization`` and ``preprocessing_layer`` (an :class:`ImagePreprocessing`
-        with the same resize and normalization, to put inside a model).
+        ``data_config`` (the :class:`DataConfig` of its images),  ``normalization`` and
+        ``preprocessing_layer`` (an :class:`ImagePreprocessing` with the same resize, to
+        put inside a model).
 
     Raises:
         DataError: If ``paths`` is empty, ``labels`` has another length or a label is
-            out of range, or no file is readable.
-        ImageDecodeError: With ``on_error="raise"``, for the first bad file (named).
-        SpecError: If an option is invalid.
+            out of range, no file is readable, or ``normalize`` is given for a model
+            (``data_config``) that normalizes its input itself.
+        ImageDecodeError: With ``on_error="raise"``, for the first bad file (named),
+            also during iteration for a file that changed after the check.
+        SpecError: If an option is invalid or contradicts ``data_config``.
 
     Example:
         >>> import os, tempfile
@@ -626,15 +721,20 @@ def from_files(
         >>> images, labels = next(iter(ds))
         >>> tuple(images.shape), images.dtype.name
         ((2, 8, 8, 3), 'uint8')
+        >>> unlabeled = from_files(files, image_size=8, batch_size=4)
+        >>> tuple(next(iter(unlabeled)).shape)
+        (4, 8, 8, 3)
     """
-    opts = _options(**{k: v for k, v in locals().items() if k not in ("paths", "labels")})
-    paths = [os.fspath(p) for p in paths]
+    opts = _options(
+        "from_files", **{k: v for k, v in locals().items() if k not in ("paths", "labels")}
+    )
+    class_names = opts["class_names"]
+    paths = [os.fsdecode(p) if isinstance(p, bytes) else os.fspath(p) for p in paths]
     if not paths:
         raise DataError("from_files: paths is empty")
-    if label_mode is None:
+    if labels is None or label_mode is None:
         labels = None
-    elif labels is None:
-        raise DataError(f"from_files: labels is None but label_mode={label_mode!r}; pass labels")
+        opts["label_mode"] = None
     if labels is not None:
         labels = list(labels)
         if len(labels) != len(paths):
@@ -657,6 +757,8 @@ def from_files(
                 )
         else:
             class_names = [str(i) for i in range(n_classes)]
+    elif class_names is not None:
+        class_names = list(class_names)
     report = SkipReport()
     return _build_files(paths, labels, list(paths), class_names, opts, report)
 
@@ -688,13 +790,15 @@ def from_directory(
     shuffle_buffer: int = 1024,
     num_parallel_calls: int = tf.data.AUTOTUNE,
     follow_links: bool = False,
+    data_config=None,
 ) -> tf.data.Dataset | tuple[tf.data.Dataset, tf.data.Dataset]:
     """Build a pipeline from a folder of class folders (``root/<class>/<image>``).
 
     Class names are the sub-folder names, sorted (or ``class_names``, in the given
     order, which sets the label of each). Images are found recursively inside each
-    class folder, by extension (:data:`IMAGE_EXTENSIONS`, any case). With
-    ``labels=None`` every image under ``root`` is used, unlabeled.
+    class folder, by extension (:data:`IMAGE_EXTENSIONS`, any case); hidden files and
+    folders are left out. With ``labels=None`` every image under ``root`` is used,
+    unlabeled.
 
     Args:
         root: The folder.
@@ -702,19 +806,22 @@ def from_directory(
         class_names: Class folders to use, in label order; default all, sorted.
         label_mode: ``"int"``, ``"categorical"`` (one-hot) or ``None`` (images only).
     {common}
-        follow_links: Follow symbolic links to folders.
+        follow_links: Follow symbolic links to folders (each real folder once, so a
+            link loop cannot repeat files).
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, labels)`` (or images), ready for
         ``model.fit``; a ``(training, validation)`` pair with ``subset="both"``. Each
         carries ``class_names``, ``file_paths``, ``report`` (a :class:`SkipReport`),
-        ``normalization`` and ``preprocessing_layer``.
+        ``data_config``, ``normalization`` and ``preprocessing_layer``.
 
     Raises:
         DataError: If ``root`` is missing or holds no images, a class folder is missing,
-            or (with ``on_error="raise"``) a class folder is empty.
-        ImageDecodeError: With ``on_error="raise"``, for the first bad file (named).
-        SpecError: If an option is invalid.
+            (with ``on_error="raise"``) a class folder is empty, or ``normalize`` is given
+            for a model (``data_config``) that normalizes its input itself.
+        ImageDecodeError: With ``on_error="raise"``, for the first bad file (named),
+            also during iteration for a file that changed after the check.
+        SpecError: If an option is invalid or contradicts ``data_config``.
 
     Example:
         >>> import os, tempfile
@@ -728,61 +835,42 @@ def from_directory(
         ['cat', 'dog']
     """
     opts = _options(
-        **{k: v for k, v in locals().items() if k not in ("root", "labels", "follow_links")}
+        "from_directory",
+        **{k: v for k, v in locals().items() if k not in ("root", "labels", "follow_links")},
     )
     if labels not in ("inferred", None):
         raise SpecError(f"labels must be 'inferred' or None, got {labels!r}; use from_files")
-    root_path = pathlib.Path(root)
-    if not root_path.is_dir():
-        raise DataError(f"from_directory: {root_path} is not a folder")
+    root_path = os.fspath(root)
+    if not os.path.isdir(root_path):
+        raise DataError(f"from_directory: {display_path(root_path)} is not a folder")
     report = SkipReport()
-
-    def images_in(folder: pathlib.Path) -> list[str]:
-        found = []
-        for dirpath, dirnames, filenames in os.walk(folder, followlinks=follow_links):
-            dirnames.sort()
-            found += [
-                os.path.join(dirpath, f)
-                for f in sorted(filenames)
-                if f.lower().endswith(IMAGE_EXTENSIONS)
-            ]
-        return found
-
     paths: list[str] = []
     file_labels: list[int] | None = []
     if labels is None or label_mode is None:
-        paths = images_in(root_path)
+        paths = list_images(root_path, follow_links=follow_links)
         file_labels = None
         class_names = None
+        opts["label_mode"] = None
     else:
-        if class_names is None:
-            class_names = sorted(p.name for p in root_path.iterdir() if p.is_dir())
-        else:
-            class_names = list(class_names)
-            missing = [c for c in class_names if not (root_path / c).is_dir()]
-            if missing:
-                raise DataError(
-                    f"from_directory: class folder(s) {missing} not found in {root_path}"
-                )
-        if not class_names:
-            raise DataError(f"from_directory: {root_path} has no class folders")
+        class_names = class_folders(root_path, opts["class_names"], "from_directory")
         for label, name in enumerate(class_names):
-            found = images_in(root_path / name)
+            folder = os.path.join(root_path, name)
+            found = list_images(folder, follow_links=follow_links)
             if not found:
                 if opts["on_error"] == "raise":
                     raise DataError(
-                        f"from_directory: class folder {root_path / name} contains no images "
-                        f"(extensions {', '.join(IMAGE_EXTENSIONS)})"
+                        f"from_directory: class folder {display_path(folder)} contains no "
+                        f"images (extensions {', '.join(IMAGE_EXTENSIONS)})"
                     )
-                report.add(str(root_path / name), "class folder contains no images")
+                report.add(display_path(folder), "class folder contains no images")
             paths += found
             file_labels += [label] * len(found)
     if not paths:
         raise DataError(
-            f"from_directory: no images found under {root_path} "
+            f"from_directory: no images found under {display_path(root_path)} "
             f"(extensions {', '.join(IMAGE_EXTENSIONS)})"
         )
-    keys = [pathlib.Path(p).relative_to(root_path).as_posix() for p in paths]
+    keys = [os.path.relpath(p, root_path).replace(os.sep, "/") for p in paths]
     return _build_files(paths, file_labels, keys, class_names, opts, report)
 
 
@@ -790,12 +878,34 @@ from_files.__doc__ = from_files.__doc__.replace("    {common}", _COMMON_DOC.stri
 from_directory.__doc__ = from_directory.__doc__.replace("    {common}", _COMMON_DOC.strip("\n"))
 
 
-def _check_arrays(x, y, label_mode, on_error, report) -> tuple[np.ndarray, np.ndarray | None]:
-    x = np.asarray(x)
-    if (
-        x.dtype == object
-        or not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating))
-        or x.dtype == np.bool_
+def _as_array(value, name: str) -> np.ndarray:
+    """``np.asarray`` that names the argument when the input is ragged."""
+    if isinstance(value, (list, tuple)) and value and all(hasattr(v, "shape") for v in value):
+        shapes = {tuple(np.shape(v)) for v in value}
+        if len(shapes) > 1:
+            raise DataError(
+                f"from_arrays: {name} is ragged: its items have different shapes "
+                f"{sorted(shapes)[:4]}; resize them to one size first (or use from_files)"
+            )
+    try:
+        arr = np.asarray(value)
+    except ValueError as exc:
+        raise DataError(
+            f"from_arrays: {name} is ragged or not numeric ({exc}); give one array of "
+            "equal-size items"
+        ) from None
+    if arr.dtype == object:
+        raise DataError(
+            f"from_arrays: {name} is ragged or holds objects (dtype object); give one array "
+            "of equal-size items"
+        )
+    return arr
+
+
+def _check_arrays(x, y, label_mode, on_error, report, class_names):
+    x = _as_array(x, "x")
+    if not (np.issubdtype(x.dtype, np.integer) or np.issubdtype(x.dtype, np.floating)) or (
+        x.dtype == np.bool_
     ):
         raise DataError(f"from_arrays: x must hold uint8 or float pixels, got dtype {x.dtype}")
     if x.ndim == 3:
@@ -807,6 +917,8 @@ def _check_arrays(x, y, label_mode, on_error, report) -> tuple[np.ndarray, np.nd
         )
     if x.shape[0] == 0:
         raise DataError("from_arrays: x holds no images")
+    if x.shape[1] == 0 or x.shape[2] == 0:
+        raise DataError(f"from_arrays: x holds empty images (shape {x.shape})")
     if x.shape[-1] not in (1, 3):
         raise DataError(f"from_arrays: x must have 1 or 3 channels, got shape {x.shape}")
     if np.issubdtype(x.dtype, np.integer) and x.dtype != np.uint8:
@@ -816,7 +928,7 @@ def _check_arrays(x, y, label_mode, on_error, report) -> tuple[np.ndarray, np.nd
             )
         x = x.astype(np.uint8)
     if y is not None and label_mode is not None:
-        y = np.asarray(y)
+        y = _as_array(y, "y")
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         if y.ndim != 1:
@@ -824,16 +936,26 @@ def _check_arrays(x, y, label_mode, on_error, report) -> tuple[np.ndarray, np.nd
         if len(y) != len(x):
             raise DataError(f"from_arrays: {len(x)} images in x but {len(y)} labels in y")
         if not np.issubdtype(y.dtype, np.integer):
-            if not (np.issubdtype(y.dtype, np.floating) and np.all(np.mod(y, 1) == 0)):
+            if not (
+                np.issubdtype(y.dtype, np.floating)
+                and np.isfinite(y).all()
+                and np.all(np.mod(y, 1) == 0)
+            ):
                 raise DataError(f"from_arrays: y must hold integer labels, got dtype {y.dtype}")
         if y.min() < 0:
-            raise DataError(f"from_arrays: labels must be >= 0, got {y.min()}")
+            raise DataError(f"from_arrays: labels in y must be >= 0, got {y.min()}")
+        if class_names is not None and y.max() >= len(class_names):
+            raise DataError(
+                f"from_arrays: label {int(y.max())} in y is out of range for "
+                f"{len(class_names)} class_names"
+            )
         y = y.astype(np.int32)
     else:
         y = None
     keep = np.ones(x.shape[0], bool)
     if np.issubdtype(x.dtype, np.floating):
-        bad = ~np.isfinite(x.reshape(x.shape[0], -1)).all(axis=1)
+        flat = x.reshape(x.shape[0], -1)
+        bad = ~np.isfinite(flat).all(axis=1)
         if bad.any():
             idx = np.flatnonzero(bad)
             if on_error == "raise":
@@ -844,6 +966,12 @@ def _check_arrays(x, y, label_mode, on_error, report) -> tuple[np.ndarray, np.nd
             for i in idx:
                 report.add(f"x[{i}]", "image holds NaN or infinite values")
             keep &= ~bad
+        finite = flat[keep]
+        if finite.size and (finite.min() < 0.0 or finite.max() > 255.0):
+            raise DataError(
+                f"from_arrays: float x must hold pixels within 0..255 (the scale the pipeline "
+                f"and the library's models take), got {finite.min():g}..{finite.max():g}"
+            )
         x = x.astype(np.float32)
     return x, y, keep
 
@@ -874,17 +1002,19 @@ def from_arrays(
     drop_remainder: bool = False,
     shuffle_buffer: int = 1024,
     num_parallel_calls: int = tf.data.AUTOTUNE,
+    data_config=None,
 ) -> tf.data.Dataset | tuple[tf.data.Dataset, tf.data.Dataset]:
     """Build a pipeline from in-memory images, e.g. the CIFAR-10 arrays.
 
     ``x`` holds pixels in 0..255 (``uint8``, integers or floats); ``image_size=None``
     keeps their size. With ``on_error="skip"`` images holding NaN are dropped and
-    recorded in ``dataset.report`` as ``x[i]``.
+    recorded in ``dataset.report`` as ``x[i]``. The validation split is the one of
+    :func:`split_indices` over the keys ``"x[0]"``, ``"x[1]"``...
 
     Args:
         x: Images ``(n, height, width, channels)`` or ``(n, height, width)``.
         y: Integer labels ``(n,)`` or ``(n, 1)``, or ``None``.
-        class_names: Names of the classes; optional.
+        class_names: Names of the classes; labels must index into it.
         label_mode: ``"int"``, ``"categorical"`` (one-hot) or ``None`` (images only).
     {common}
 
@@ -893,24 +1023,29 @@ def from_arrays(
         ``(training, validation)`` pair with ``subset="both"``.
 
     Raises:
-        DataError: If ``x`` has the wrong rank, dtype or channels, holds NaN (with
-            ``on_error="raise"``), or ``y`` does not match it.
+        DataError: If ``x`` is ragged, has the wrong rank, dtype or channels, holds empty
+            images, pixels outside 0..255 or NaN (with ``on_error="raise"``), or ``y`` is
+            ragged, does not match it or holds a label outside ``class_names``.
         SpecError: If an option is invalid.
 
     Example:
         >>> import numpy as np
         >>> x = np.zeros((10, 32, 32, 3), "uint8")
-        >>> ds = from_arrays(x, np.arange(10) % 2, batch_size=4, normalize="unit")
+        >>> ds = from_arrays(x, np.arange(10) % 2, batch_size=4)
         >>> images, labels = next(iter(ds))
         >>> tuple(images.shape), images.dtype.name
-        ((4, 32, 32, 3), 'float32')
+        ((4, 32, 32, 3), 'uint8')
     """
-    opts = _options(**{k: v for k, v in locals().items() if k not in ("x", "y")})
+    opts = _options(
+        "from_arrays",
+        dict(_DEFAULTS, image_size=None),
+        **{k: v for k, v in locals().items() if k not in ("x", "y")},
+    )
+    class_names = opts["class_names"]
     report = SkipReport()
     if y is None and label_mode is not None:
         label_mode = opts["label_mode"] = None
-    x, y, keep = _check_arrays(x, y, label_mode, on_error, report)
-    n = len(x)
+    x, y, keep = _check_arrays(x, y, label_mode, on_error, report, class_names)
     seed_ = 0 if seed is None else seed
     idx_all = np.flatnonzero(keep)
     if not len(idx_all):
@@ -918,19 +1053,18 @@ def from_arrays(
     parts = {"training": idx_all}
     wanted = ("training",)
     if validation_split is not None:
-        val = np.array([in_validation(f"x[{i}]", validation_split, seed_) for i in idx_all], bool)
-        parts = {"training": idx_all[~val], "validation": idx_all[val]}
+        keys = array_keys(len(x))
+        train_idx, val_idx = split_indices(
+            [keys[i] for i in idx_all], float(validation_split), seed_, where="validation_split"
+        )
+        parts = {"training": idx_all[train_idx], "validation": idx_all[val_idx]}
         wanted = ("training", "validation") if subset == "both" else (subset,)
-        for name in wanted:
-            if not len(parts[name]):
-                raise DataError(
-                    f"validation_split={validation_split} leaves {name} empty ({n} images)"
-                )
     num_classes = (
         len(class_names) if class_names is not None else (int(y.max()) + 1 if y is not None else 0)
     )
-    channels = COLOR_MODES[color_mode]
-    pre = opts["_pre"]
+    config: DataConfig = opts["_config"]
+    channels = config.channels
+    resize = config.image_size is not None
 
     def convert(image):
         if image.shape[-1] != channels:
@@ -938,10 +1072,13 @@ def from_arrays(
                 image = tf.image.grayscale_to_rgb(image)
             else:
                 image = tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))
-        if pre is not None:
-            image = pre.resize(image)
-        if image.dtype != x.dtype or pre is not None:
-            image = _to_uint8(image) if x.dtype == np.uint8 else tf.cast(image, tf.float32)
+                if x.dtype == np.uint8:
+                    image = to_uint8(image)
+        if resize:
+            if x.dtype == np.uint8:
+                image = resize_image(image, config)
+            else:
+                image = resizer(config).resize(image)
         return image
 
     def make(name, training, o):
@@ -986,6 +1123,7 @@ def from_arrays(
                 class_names=None if class_names is None else list(class_names),
                 indices=parts[name].tolist(),
                 report=report,
+                data_config=config,
                 normalization=opts["_normalization"],
                 preprocessing_layer=_serving_layer(opts, opts["_normalization"]),
             )

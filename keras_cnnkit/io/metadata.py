@@ -23,7 +23,7 @@ FORMAT_VERSION = 1
 #: Suffix of the metadata file written beside a saved model (``model.keras.json``).
 SIDECAR_SUFFIX = ".json"
 
-_USER_FIELDS = ("class_names", "preprocessing", "training", "extra")
+_USER_FIELDS = ("class_names", "preprocessing", "input_preprocessing", "training", "extra")
 
 
 @dataclasses.dataclass
@@ -40,6 +40,10 @@ class ModelMetadata:
         output_spec: One entry per model output, same keys.
         preprocessing: How raw images become model input. Filled from the model's
             :class:`~keras_cnnkit.layers.Normalize` layers unless given.
+        input_preprocessing: How image files become the model's input pixels: the
+            ``image_size``, ``color_mode``, ``resize_mode``, ``interpolation``,
+            ``antialias`` and ``center_crop`` of :class:`keras_cnnkit.data.DataConfig`
+            (``None``: the library's defaults at the model's input size).
         training: Free-form training information (epochs, optimizer, dataset, scores).
         extra: Any other JSON-serializable information.
         versions: keras_cnnkit, Keras, TensorFlow, NumPy and Python versions at save time.
@@ -66,6 +70,7 @@ class ModelMetadata:
     size: int | None = None
     format: str | None = None
     created: str | None = None
+    input_preprocessing: dict | None = None
 
     def to_dict(self) -> dict:
         """The metadata as a JSON-serializable dict (with a format marker).
@@ -261,12 +266,25 @@ def build_metadata(
     preprocessing = user.get("preprocessing")
     if preprocessing is None:
         preprocessing = preprocessing_from_model(model)
+    input_preprocessing = user.get("input_preprocessing")
+    if input_preprocessing is not None:
+        from keras_cnnkit.data import data_config
+
+        if not isinstance(input_preprocessing, Mapping):
+            raise DataError(
+                "metadata['input_preprocessing'] must be a mapping of DataConfig settings, "
+                f"got {input_preprocessing!r}"
+            )
+        input_preprocessing = data_config(
+            model, {"input_preprocessing": dict(input_preprocessing)}
+        ).input_preprocessing()
 
     return ModelMetadata(
         class_names=class_names,
         input_spec=tensor_specs(getattr(model, "inputs", None) or []),
         output_spec=tensor_specs(getattr(model, "outputs", None) or []),
         preprocessing=preprocessing,
+        input_preprocessing=input_preprocessing,
         training=training,
         extra=dict(user.get("extra") or {}),
         versions=versions(),

@@ -1,30 +1,10 @@
-"""Image pipelines: folders, file lists or arrays to fast, correct ``tf.data`` batches.
+"""Deprecated: the image pipelines moved to :mod:`keras_cnnkit.data`.
 
-Files are checked up front (header, pixel limit, full read) so that a broken file is
-reported by name, never found mid-epoch; decoding and resizing then run in parallel
-in ``tf.data``. Augmentation uses seeded Keras preprocessing layers, normalization
-the presets of :mod:`keras_cnnkit.layers`, and :class:`ImagePreprocessing` puts the
-same resize and normalization inside a model.
+Every name still resolves here, with a
+:class:`~keras_cnnkit._deprecation.KerasCnnkitDeprecationWarning` naming its new home.
 """
 
-from keras_cnnkit.datasets.image_folder import IMAGE_EXTENSIONS
-from keras_cnnkit.preprocessing.augment import AUGMENTATIONS, make_augmentation
-from keras_cnnkit.preprocessing.decode import (
-    DEFAULT_MAX_PIXELS,
-    SUPPORTED_FORMATS,
-    ImageInfo,
-    decode_image_file,
-    inspect_image,
-)
-from keras_cnnkit.preprocessing.layers import INTERPOLATIONS, RESIZE_MODES, ImagePreprocessing
-from keras_cnnkit.preprocessing.pipeline import (
-    compute_mean_std,
-    from_arrays,
-    from_directory,
-    from_files,
-    in_validation,
-)
-from keras_cnnkit.preprocessing.report import SkippedItem, SkipReport
+from keras_cnnkit.data._moved import moved
 
 __all__ = [
     "AUGMENTATIONS",
@@ -46,3 +26,5 @@ __all__ = [
     "inspect_image",
     "make_augmentation",
 ]
+
+__getattr__ = moved(__name__, __all__)

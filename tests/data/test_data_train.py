@@ -7,7 +7,8 @@ import shutil
 import keras
 import pytest
 
-from keras_cnnkit.preprocessing import from_directory
+from keras_cnnkit.data import from_directory
+from keras_cnnkit.layers import Normalize
 
 pytestmark = pytest.mark.tensorflow("tf.data pipelines and tf.image resizing")
 
@@ -28,7 +29,6 @@ def test_model_trains_on_cifar10_files(cifar10_dir, tmp_path):
         validation_split=0.25,
         subset="both",
         augment={"flip": True},
-        normalize="unit",
         cache="memory",
     )
     assert train.class_names == ["airplane", "frog"]
@@ -36,6 +36,7 @@ def test_model_trains_on_cifar10_files(cifar10_dir, tmp_path):
     model = keras.Sequential(
         [
             keras.Input((32, 32, 3)),
+            Normalize.from_preset("unit"),  # normalization inside the model
             keras.layers.Conv2D(8, 3, strides=2, activation="relu"),
             keras.layers.Conv2D(16, 3, strides=2, activation="relu"),
             keras.layers.GlobalAveragePooling2D(),

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from keras_cnnkit.data import decode_image_file, from_files, inspect_image
 from keras_cnnkit.errors import DataError, ImageDecodeError
-from keras_cnnkit.preprocessing import decode_image_file, from_files, inspect_image
 
 
 @pytest.mark.parametrize(
@@ -162,7 +162,7 @@ def test_all_files_bad_is_a_data_error(tmp_path):
 @pytest.mark.tensorflow("from_files builds a tf.data pipeline")
 def test_fast_and_pillow_paths_agree(tmp_path, writers):
     """A JPEG through TensorFlow's decoder and the same pixels through Pillow match."""
-    from keras_cnnkit.preprocessing import from_files as ff
+    from keras_cnnkit.data import from_files as ff
 
     rgb = writers.rgb(tmp_path / "a.png", size=(12, 10), seed=3)
     rgba = tmp_path / "b.png"

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from keras_cnnkit._deprecation import KerasCnnkitDeprecationWarning
+from keras_cnnkit.data import from_arrays, from_directory, from_files, in_validation
 from keras_cnnkit.errors import DataError, SpecError
-from keras_cnnkit.preprocessing import from_arrays, from_directory, from_files, in_validation
 
 pytestmark = pytest.mark.tensorflow("tf.data pipelines and tf.image resizing")
 
@@ -157,19 +158,24 @@ def test_grayscale_out_of_every_mode(tmp_path, writers):
     assert tuple(x.shape) == (3, 6, 6, 1)
 
 
-def test_normalization_presets_and_dataset_stats(image_tree):
+def test_normalization_presets_and_dataset_stats_still_work_with_a_warning(image_tree):
     raw = from_directory(image_tree, image_size=8, shuffle=False, batch_size=12)
     x_raw, _ = next(iter(raw))
     x_raw = np.asarray(x_raw, "float32")
-    tf_ = from_directory(image_tree, image_size=8, shuffle=False, batch_size=12, normalize="tf")
+    with pytest.warns(KerasCnnkitDeprecationWarning, match="normalize argument"):
+        tf_ = from_directory(image_tree, image_size=8, shuffle=False, batch_size=12, normalize="tf")
     x_tf, _ = next(iter(tf_))
     np.testing.assert_allclose(np.asarray(x_tf), x_raw / 127.5 - 1.0, atol=1e-5)
-    caffe = from_directory(
-        image_tree, image_size=8, shuffle=False, batch_size=12, normalize="caffe"
-    )
+    with pytest.warns(KerasCnnkitDeprecationWarning):
+        caffe = from_directory(
+            image_tree, image_size=8, shuffle=False, batch_size=12, normalize="caffe"
+        )
     x_c, _ = next(iter(caffe))
     np.testing.assert_allclose(np.asarray(x_c)[..., 0], x_raw[..., 2] - 103.939, atol=1e-3)
-    ds = from_directory(image_tree, image_size=8, shuffle=False, batch_size=12, normalize="dataset")
+    with pytest.warns(KerasCnnkitDeprecationWarning):
+        ds = from_directory(
+            image_tree, image_size=8, shuffle=False, batch_size=12, normalize="dataset"
+        )
     x_d, _ = next(iter(ds))
     x_d = np.asarray(x_d)
     np.testing.assert_allclose(x_d.mean(axis=(0, 1, 2)), 0.0, atol=1e-4)

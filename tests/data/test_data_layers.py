@@ -6,8 +6,9 @@ import keras
 import numpy as np
 import pytest
 
+from keras_cnnkit._deprecation import KerasCnnkitDeprecationWarning
+from keras_cnnkit.data import ImagePreprocessing, from_directory, make_augmentation
 from keras_cnnkit.errors import SpecError
-from keras_cnnkit.preprocessing import ImagePreprocessing, from_directory, make_augmentation
 from tests._helpers.checks import check_keras_roundtrip, check_layer
 
 pytestmark = pytest.mark.tensorflow("tf.data pipelines and tf.image resizing")
@@ -48,9 +49,10 @@ def test_image_preprocessing_rejects_bad_arguments():
 
 def test_saved_model_does_its_own_preprocessing(image_tree, tmp_path):
     """A model with the pipeline's preprocessing layer takes raw images of any size."""
-    ds = from_directory(
-        image_tree, image_size=16, normalize="dataset", shuffle=False, batch_size=12
-    )
+    with pytest.warns(KerasCnnkitDeprecationWarning):
+        ds = from_directory(
+            image_tree, image_size=16, normalize="dataset", shuffle=False, batch_size=12
+        )
     layer = ds.preprocessing_layer
     assert layer.normalize["mean"] == ds.normalization.mean
     inputs = keras.Input((None, None, 3), dtype="uint8")

@@ -44,6 +44,44 @@ def write_huge_png_header(path: pathlib.Path, width=100_000, height=100_000) -> 
     return path
 
 
+def _png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    chunks, i = [], 8
+    while i < len(data):
+        (n,) = struct.unpack(">I", data[i : i + 4])
+        chunks.append((data[i + 4 : i + 8], data[i + 8 : i + 8 + n]))
+        i += 12 + n
+    return chunks
+
+
+def _png_from_chunks(chunks) -> bytes:
+    out = b"\x89PNG\r\n\x1a\n"
+    for kind, body in chunks:
+        out += struct.pack(">I", len(body)) + kind + body
+        out += struct.pack(">I", zlib.crc32(kind + body))
+    return out
+
+
+def write_png_bad_zlib(path: pathlib.Path) -> pathlib.Path:
+    """A PNG whose IDAT holds a corrupt zlib stream, with valid chunk checksums."""
+    write_rgb(path, (64, 64), fmt="PNG")
+    chunks = [
+        (k, d[:20] + bytes(b ^ 0xFF for b in d[20:60]) + d[60:] if k == b"IDAT" else d)
+        for k, d in _png_chunks(path.read_bytes())
+    ]
+    path.write_bytes(_png_from_chunks(chunks))
+    return path
+
+
+def write_png_short_idat(path: pathlib.Path) -> pathlib.Path:
+    """A PNG whose IDAT stops early (valid checksums, too few pixels)."""
+    write_rgb(path, (64, 64), fmt="PNG")
+    chunks = [
+        (k, d[: len(d) // 3] if k == b"IDAT" else d) for k, d in _png_chunks(path.read_bytes())
+    ]
+    path.write_bytes(_png_from_chunks(chunks))
+    return path
+
+
 @pytest.fixture
 def image_tree(tmp_path) -> pathlib.Path:
     """``root/{cat,dog}/`` with 6 distinct RGB JPEGs and PNGs each (sizes vary)."""
@@ -61,5 +99,9 @@ def writers():
     import types
 
     return types.SimpleNamespace(
-        rgb=write_rgb, truncated_jpeg=write_truncated_jpeg, huge_png_header=write_huge_png_header
+        rgb=write_rgb,
+        truncated_jpeg=write_truncated_jpeg,
+        huge_png_header=write_huge_png_header,
+        png_bad_zlib=write_png_bad_zlib,
+        png_short_idat=write_png_short_idat,
     )
