@@ -1,5 +1,12 @@
-"""Evaluation of trained models: translation invariance, measured."""
+"""Evaluation of trained models: translation invariance, measured; where a model looks."""
 
+from keras_cnnkit.evaluation._gradcam import (
+    ClassActivationMap,
+    find_feature_layer,
+    grad_cam,
+    overlay_heatmap,
+    plot_shift_gradcam,
+)
 from keras_cnnkit.evaluation.shift import (
     ShiftRobustness,
     plot_shift_heatmaps,
@@ -9,7 +16,12 @@ from keras_cnnkit.evaluation.shift import (
 )
 
 __all__ = [
+    "ClassActivationMap",
     "ShiftRobustness",
+    "find_feature_layer",
+    "grad_cam",
+    "overlay_heatmap",
+    "plot_shift_gradcam",
     "plot_shift_heatmaps",
     "shift_images",
     "shift_robustness",
