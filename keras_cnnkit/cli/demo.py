@@ -56,5 +56,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"reloaded predictions identical: {result.reload_identical}")
     if result.heatmap_path:
         print(f"heatmap: {result.heatmap_path}")
+    if result.gradcam_path:
+        print(f"class activation maps of shifted digits: {result.gradcam_path}")
     print(f"total {time.perf_counter() - start:.0f} s")
     return 0 if result.reload_identical else 1

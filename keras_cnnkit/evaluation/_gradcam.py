@@ -388,27 +388,28 @@ def grad_cam(
 
 def plot_shift_gradcam(
     model: keras.Model,
-    image: np.ndarray,
+    images: np.ndarray,
     path: str | pathlib.Path,
     *,
     shifts: Sequence[tuple[int, int]] = ((-6, -6), (0, 0), (6, 6)),
-    class_index: int | None = None,
+    class_index: int | Sequence[int] | None = None,
     scale: int = 4,
     fill: float = 0,
 ) -> pathlib.Path:
-    """Draw the Grad-CAM overlays of one image at several shifts, side by side, to a PNG.
+    """Draw the Grad-CAM overlays of images at several shifts, one row per image, to a PNG.
 
     Shows whether what the model looks at moves with the object: each panel is
-    the image shifted by ``(dx, dy)`` (see :func:`shift_images`) with its class
+    an image shifted by ``(dx, dy)`` (see :func:`shift_images`) with its class
     activation map, the peak marked by a white cross. Needs only Pillow.
 
     Args:
         model: A classifier accepted by :func:`grad_cam`.
-        image: One image ``(height, width, channels)``, as the model takes it.
+        images: One image ``(height, width, channels)`` or several
+            ``(n, height, width, channels)``, as the model takes them.
         path: The PNG file to write.
-        shifts: ``(dx, dy)`` shifts, one panel each.
-        class_index: The class to explain in every panel; the class predicted
-            for the unshifted image when ``None``.
+        shifts: ``(dx, dy)`` shifts, one column each.
+        class_index: The class to explain in each row (one for all rows, or one
+            per row); the class predicted for the unshifted image when ``None``.
         scale: Each pixel becomes ``scale x scale`` pixels (nearest neighbour).
         fill: Value of the pixels uncovered by a shift.
 
@@ -416,7 +417,7 @@ def plot_shift_gradcam(
         The path written.
 
     Raises:
-        DataError: If ``image`` is not 3-D.
+        DataError: If ``images`` is not 3-D or 4-D.
 
     Example:
         >>> from keras_cnnkit import conv_stack
@@ -428,29 +429,35 @@ def plot_shift_gradcam(
 
     from keras_cnnkit.evaluation.shift import shift_images
 
-    image = np.asarray(image)
-    if image.ndim != 3:
-        raise DataError(f"image must be (height, width, channels), got shape {image.shape}")
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4:
+        raise DataError(
+            f"images must be (height, width, channels) or (n, height, width, channels), "
+            f"got shape {images.shape}"
+        )
     if class_index is None:
-        class_index = int(grad_cam(model, image).class_index[0])
-    batch = np.concatenate([shift_images(image[None], dx, dy, fill) for dx, dy in shifts])
-    cam = grad_cam(model, batch, class_index=class_index)
-    height, width = image.shape[:2]
+        class_index = grad_cam(model, images).class_index
+    classes = np.broadcast_to(np.asarray(class_index, dtype=int), (len(images),))
+    height, width = images.shape[1:3]
     label_height, gap = 14, 4
+    cell_w, cell_h = width * scale + gap, height * scale + gap
     sheet = Image.new(
-        "RGB",
-        (len(shifts) * (width * scale + gap) - gap, height * scale + label_height),
-        "white",
+        "RGB", (len(shifts) * cell_w - gap, label_height + len(images) * cell_h - gap), "white"
     )
     draw = ImageDraw.Draw(sheet)
-    for k, ((dx, dy), overlay) in enumerate(zip(shifts, cam.overlays)):
-        left = k * (width * scale + gap)
-        panel = Image.fromarray(overlay).resize((width * scale, height * scale), Image.NEAREST)
-        sheet.paste(panel, (left, label_height))
-        row, col = cam.peak(k)
-        cx, cy = left + col * scale + scale // 2, label_height + row * scale + scale // 2
-        draw.line([(cx - 4, cy), (cx + 4, cy)], fill="white", width=1)
-        draw.line([(cx, cy - 4), (cx, cy + 4)], fill="white", width=1)
-        draw.text((left + 2, 1), f"dx {dx:+d}, dy {dy:+d}", fill="black")
-    path = pathlib.Path(path)
+    for k, (dx, dy) in enumerate(shifts):
+        draw.text((k * cell_w + 2, 1), f"dx {dx:+d}, dy {dy:+d}", fill="black")
+        cam = grad_cam(model, shift_images(images, dx, dy, fill), class_index=classes)
+        for row in range(len(images)):
+            left, top = k * cell_w, label_height + row * cell_h
+            panel = Image.fromarray(cam.overlays[row]).resize(
+                (width * scale, height * scale), Image.Resampling.NEAREST
+            )
+            sheet.paste(panel, (left, top))
+            r, c = cam.peak(row)
+            cx, cy = left + c * scale + scale // 2, top + r * scale + scale // 2
+            draw.line([(cx - 4, cy), (cx + 4, cy)], fill="white", width=1)
+            draw.line([(cx, cy - 4), (cx, cy + 4)], fill="white", width=1)
     return write_png(np.asarray(sheet), path)

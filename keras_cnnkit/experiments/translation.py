@@ -13,6 +13,7 @@ import numpy as np
 
 from keras_cnnkit.datasets.digits import load_digits_canvas
 from keras_cnnkit.errors import MissingDependencyError
+from keras_cnnkit.evaluation import plot_shift_gradcam
 from keras_cnnkit.evaluation.shift import (
     ShiftRobustness,
     plot_shift_heatmaps,
@@ -46,6 +47,8 @@ class TranslationResult:
         reload_identical: Whether the reloaded model's predictions were identical.
         heatmap_path: The heatmap PNG, or ``None`` without matplotlib.
         seconds: Wall time of each model's training.
+        gradcam_path: Grad-CAM overlays of test digits at several shifts, from the
+            best convolutional model (see :func:`~keras_cnnkit.evaluation.plot_shift_gradcam`).
     """
 
     results: dict[str, ShiftRobustness]
@@ -54,6 +57,7 @@ class TranslationResult:
     reload_identical: bool
     heatmap_path: pathlib.Path | None
     seconds: dict[str, float]
+    gradcam_path: pathlib.Path | None = None
 
     def table(self) -> str:
         """The Markdown summary table."""
@@ -101,6 +105,9 @@ def run_translation_experiment(
        installed.
     4. The model with the best mean accuracy on shifted digits is saved to
        ``.keras``, reloaded, and its predictions compared with the original's.
+    5. Grad-CAM overlays of four test digits at several shifts, from the best
+       convolutional model, are written to ``gradcam_shifts.png``: the map
+       moves with the digit.
 
     Args:
         output_dir: Where the model, heatmap and ``results.json`` are written.
@@ -157,6 +164,13 @@ def run_translation_experiment(
         )
     except MissingDependencyError as exc:
         logger.warning("no heatmap: %s", exc)
+    conv = best if best != "dense" else "conv stack"  # Grad-CAM needs a convolution
+    gradcam = plot_shift_gradcam(
+        models[conv][0],
+        data.x_test[:4],
+        output_dir / "gradcam_shifts.png",
+        shifts=[(-max_shift, -max_shift), (0, 0), (max_shift, 0), (max_shift, max_shift)],
+    )
     (output_dir / "results.json").write_text(
         json.dumps(
             {
@@ -178,4 +192,4 @@ def run_translation_experiment(
             indent=2,
         )
     )
-    return TranslationResult(results, best, model_path, reload_identical, heatmap, seconds)
+    return TranslationResult(results, best, model_path, reload_identical, heatmap, seconds, gradcam)

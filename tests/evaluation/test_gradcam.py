@@ -210,12 +210,28 @@ def test_layer_argument_and_errors():
         find_feature_layer(keras.layers.Dense(2))
 
 
-def test_shift_sheet_is_a_png_with_one_panel_per_shift(tmp_path):
+def test_shift_sheet_is_a_png_with_one_panel_per_shift_and_image(tmp_path):
     model = conv_stack(SMALL, input_shape=(16, 16, 1), num_classes=3)
     path = plot_shift_gradcam(
         model, _blob_images(1)[0], tmp_path / "sheet.png", shifts=[(-2, 0), (0, 0), (2, 0)]
     )
     with Image.open(path) as img:
-        assert img.size == (3 * 64 + 2 * 4, 64 + 14)
-    with pytest.raises(DataError, match="image must be"):
-        plot_shift_gradcam(model, _blob_images(2), tmp_path / "x.png")
+        assert img.size == (3 * 64 + 2 * 4, 14 + 64)
+    path = plot_shift_gradcam(model, _blob_images(2), tmp_path / "two.png", class_index=[0, 1])
+    with Image.open(path) as img:
+        assert img.size == (3 * 64 + 2 * 4, 14 + 2 * 64 + 4)
+        # the middle column shows the unshifted first image, blended with its map
+        first = np.asarray(img.convert("RGB"))[14 : 14 + 64 : 4, 68 : 68 + 64 : 4]
+    np.testing.assert_array_equal(first, grad_cam(model, _blob_images(2), [0, 1]).overlays[0])
+    with pytest.raises(DataError, match="images must be"):
+        plot_shift_gradcam(model, np.zeros((16, 16)), tmp_path / "x.png")
+
+
+def test_translation_demo_writes_the_overlays_beside_its_heatmap(tmp_path):
+    from keras_cnnkit.experiments import run_translation_experiment
+
+    result = run_translation_experiment(tmp_path, epochs=1, max_shift=4, shift_step=4)
+    assert result.gradcam_path == tmp_path / "gradcam_shifts.png"
+    assert result.heatmap_path.parent == result.gradcam_path.parent
+    with Image.open(result.gradcam_path) as img:  # 4 shifts x 4 digits of 32x32, scaled 4x
+        assert img.size == (4 * 128 + 3 * 4, 14 + 4 * 128 + 3 * 4)
