@@ -1,4 +1,9 @@
-"""Reading the inputs of ``cnnkit evaluate`` and ``cnnkit predict``: arrays, folders, images."""
+"""Reading the inputs of ``cnnkit evaluate`` and ``cnnkit predict`` through the data layer.
+
+Images are listed, decoded and resized by the data layer with the input preprocessing
+the model recorded, so a file gives the model the same pixels here as in training and in
+the exported ``serving_bytes`` signature.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +11,7 @@ import argparse
 import pathlib
 import sys
 
-from keras_cnnkit.cli._common import input_size
-from keras_cnnkit.errors import DataError, ImageDecodeError
+from keras_cnnkit.errors import DataError
 
 
 def evaluate_arrays(model, path: str, batch_size: int):
@@ -26,27 +30,31 @@ def evaluate_arrays(model, path: str, batch_size: int):
     return probs, y
 
 
-def evaluate_folder(model, args: argparse.Namespace, names):
-    """Stream a folder of class folders through the preprocessing pipeline, batch by batch."""
+def evaluate_folder(model, args: argparse.Namespace, names, metadata=None):
+    """Stream a folder of class folders through the pipeline, batch by batch.
+
+    The images are read as the model recorded (:func:`keras_cnnkit.data.data_config` of
+    the model and its ``metadata``); the class folders must be the model's classes.
+    """
     import numpy as np
 
-    from keras_cnnkit.preprocessing import from_directory
+    from keras_cnnkit.data import data_config, from_directory
+    from keras_cnnkit.data._listing import class_folders
 
     root = pathlib.Path(args.data)
     if not root.is_dir():
         raise DataError(f"data folder not found: {root}")
-    folders = sorted(d.name for d in root.iterdir() if d.is_dir())
+    folders = class_folders(root, None, "evaluate")
     if names and folders != sorted(names):
         raise DataError(
             f"the class folders of {root} {folders} differ from the model's classes {names}"
         )
-    height, width, channels = input_size(model)
+    config = data_config(model, metadata)
     ds = from_directory(
         root,
+        data_config=config,
         class_names=names or folders,  # labels in the model's output order
-        image_size=(height, width) if height and width else None,
-        color_mode="grayscale" if channels == 1 else "rgb",
-        batch_size=args.batch_size if height and width else 1,
+        batch_size=args.batch_size if config.image_size else 1,
         shuffle=False,
         on_error="skip" if args.skip_bad_files else "raise",
     )
@@ -61,53 +69,43 @@ def evaluate_folder(model, args: argparse.Namespace, names):
     return np.concatenate(probs), np.concatenate(labels), list(ds.class_names)
 
 
-def image_files(inputs) -> list[pathlib.Path]:
+def image_files(inputs) -> list[str]:
     """The image files named by ``inputs`` (files, and the images inside folders)."""
-    from keras_cnnkit.datasets.image_folder import IMAGE_EXTENSIONS
+    from keras_cnnkit.data import expand_inputs
 
-    files = []
-    for item in inputs:
-        p = pathlib.Path(item)
-        if p.is_dir():
-            found = sorted(
-                f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS
-            )
-            if not found:
-                raise DataError(f"folder {p} holds no image files ({', '.join(IMAGE_EXTENSIONS)})")
-            files.extend(found)
-        elif p.is_file():
-            files.append(p)
-        else:
-            raise DataError(f"image or folder not found: {p}")
-    return files
+    return expand_inputs(inputs, "predict")
 
 
-def read_image(path: pathlib.Path, height, width, channels):
-    """One image as a uint8 array, resized to ``(height, width)`` when both are set."""
-    import numpy as np
-    from PIL import Image
+def image_batches(files, config, batch_size: int, *, skip_bad_files: bool = False):
+    """Yield ``(paths, images)`` batches of the files as the model's input.
 
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            if height and width and img.size != (width, height):
-                img = img.resize((width, height), Image.Resampling.BILINEAR)
-            arr = np.asarray(img, dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise ImageDecodeError(f"cannot decode image {path}: {exc}") from exc
-    return arr[..., None] if arr.ndim == 2 else arr
+    Args:
+        files: Image files.
+        config: The model's :class:`~keras_cnnkit.data.DataConfig`.
+        batch_size: Images per batch (1 when the model takes any size).
+        skip_bad_files: Leave out (and list on stderr) files that cannot be read,
+            instead of raising for the first one.
 
+    Yields:
+        ``(paths, images)`` of the readable files, in order.
 
-def image_batches(files, height, width, channels, batch_size: int):
-    """Yield ``(paths, images)`` batches of the files, read by :func:`read_image`."""
+    Raises:
+        ImageDecodeError: For a bad file, unless ``skip_bad_files``.
+        DataError: If no file could be read.
+    """
     import numpy as np
 
-    for start in range(0, len(files), batch_size):
-        chunk = files[start : start + batch_size]
-        images = [read_image(f, height, width, channels) for f in chunk]
-        if len({i.shape for i in images}) > 1:
-            raise DataError(
-                "the model takes any image size but these images differ in size; predict "
-                "them one at a time"
-            )
-        yield chunk, np.stack(images)
+    from keras_cnnkit.data import read_images
+
+    on_error = "skip" if skip_bad_files else "raise"
+    step = batch_size if config.image_size else 1
+    done = 0
+    for start in range(0, len(files), step):
+        images, kept, report = read_images(files[start : start + step], config, on_error=on_error)
+        for item in report:
+            print(f"skipped {item.path}: {item.reason}", file=sys.stderr)
+        if kept:
+            done += len(kept)
+            yield kept, np.stack(images)
+    if not done:
+        raise DataError(f"none of the {len(files)} image file(s) could be read")

@@ -50,7 +50,7 @@ def run(args: argparse.Namespace) -> int:
     if pathlib.Path(args.data).suffix == ".npz":
         probs, y = evaluate_arrays(model, args.data, args.batch_size)
     else:
-        probs, y, names = evaluate_folder(model, args, names)
+        probs, y, names = evaluate_folder(model, args, names, meta)
     report = classification_report(y, probs, names, k=args.top_k)
     if args.json:
         print(json.dumps(report.as_dict()))

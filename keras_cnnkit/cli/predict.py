@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from keras_cnnkit.cli._common import add_debug, add_no_verify, input_size, load_model
+from keras_cnnkit.cli._common import add_debug, add_no_verify, load_model
 
 
 def register(subparsers) -> None:
@@ -27,6 +27,11 @@ def register(subparsers) -> None:
     p.add_argument("--top-k", type=int, default=3, help="classes per image (default 3)")
     p.add_argument("--jsonl", action="store_true", help="one JSON object per line")
     p.add_argument("--batch-size", type=int, default=64, help="prediction batch size")
+    p.add_argument(
+        "--skip-bad-files",
+        action="store_true",
+        help="leave out images that cannot be decoded (listed on stderr) and print the others",
+    )
     add_no_verify(p)
     add_debug(p)
     p.set_defaults(func=run)
@@ -37,13 +42,15 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
 
     from keras_cnnkit.cli._inputs import image_batches, image_files
+    from keras_cnnkit.data import data_config
 
     model, meta = load_model(args.model, not args.no_verify, compile=False)
-    height, width, channels = input_size(model)
+    config = data_config(model, meta)  # the input preprocessing the model recorded
     files = image_files(args.inputs)
     names = list(meta.class_names) if meta and meta.class_names else None
     k = max(1, args.top_k)
-    for chunk, images in image_batches(files, height, width, channels, args.batch_size):
+    batches = image_batches(files, config, args.batch_size, skip_bad_files=args.skip_bad_files)
+    for chunk, images in batches:
         probs = np.asarray(model.predict(images, verbose=0), dtype="float64")
         if names is None:
             names = [str(i) for i in range(probs.shape[1])]

@@ -21,7 +21,7 @@ class TrainData:
     """The training and validation data of a run, before batching.
 
     Arrays (from a ``.npz``) are batched by the recipe; an image folder streams
-    through :func:`keras_cnnkit.preprocessing.from_directory`, already batched.
+    through :func:`keras_cnnkit.data.from_directory`, already batched.
 
     Attributes:
         class_names: Names of the classes, in label order.
@@ -31,6 +31,8 @@ class TrainData:
         arrays: ``(x, y, x_val, y_val)`` for array data, else ``None``.
         streams: ``(train, validation)`` datasets for folder data, else ``None``.
         shuffle: Shuffle the training data every epoch.
+        input_preprocessing: For folder data, how files became the model input
+            (``DataConfig.input_preprocessing()``), to record in the model's metadata.
     """
 
     class_names: list[str]
@@ -40,6 +42,7 @@ class TrainData:
     arrays: tuple | None = None
     streams: tuple | None = None
     shuffle: bool = True
+    input_preprocessing: dict | None = None
 
     def datasets(self, recipe: TrainingRecipe):
         """``(train, validation)`` datasets of global batches (validation may be ``None``).
@@ -68,7 +71,7 @@ def load_data(
 
     A ``.npz`` holds ``x`` (images) and ``y`` (integer labels), and optionally
     ``class_names``. An image folder holds one subfolder per class and is read by
-    :func:`keras_cnnkit.preprocessing.from_directory` (files checked up front,
+    :func:`keras_cnnkit.data.from_directory` (files checked up front,
     decoded in parallel, resized to ``image_size`` or to the size of its first
     image).
 
@@ -109,16 +112,17 @@ def load_data(
                 f"data.validation images are {x_val.shape[1:]}, training images {x.shape[1:]}"
             )
     elif config.get("validation_split"):
-        n = len(x)
-        k = int(round(config["validation_split"] * n))
-        if not 0 < k < n:
-            raise DataError(
-                f"data.validation_split = {config['validation_split']} leaves an empty split "
-                f"of {n} images"
-            )
-        order = np.random.default_rng(seed).permutation(n)
-        x_val, y_val = x[order[n - k :]], y[order[n - k :]]
-        x, y = x[order[: n - k]], y[order[: n - k]]
+        from keras_cnnkit.data._split import array_keys, split_indices
+
+        # The pipelines' split, keyed "x[i]" as from_arrays keys it.
+        train_idx, val_idx = split_indices(
+            array_keys(len(x)),
+            float(config["validation_split"]),
+            seed,
+            where=f"data.validation_split = {config['validation_split']}",
+        )
+        x_val, y_val = x[val_idx], y[val_idx]
+        x, y = x[train_idx], y[train_idx]
     num = int(max(y.max(), y_val.max() if y_val is not None else 0)) + 1
     if not names:
         names = [str(i) for i in range(num)]
@@ -158,7 +162,7 @@ def _load_npz(path: str, key: str):
 
 
 def _load_folders(config: Mapping, batch_size: int, seed: int, shuffle: bool) -> TrainData:
-    from keras_cnnkit.preprocessing import from_directory
+    from keras_cnnkit.data import from_directory
 
     root = pathlib.Path(config["train"])
     if not root.is_dir():
@@ -198,21 +202,20 @@ def _load_folders(config: Mapping, batch_size: int, seed: int, shuffle: bool) ->
         has_validation=val_ds is not None,
         streams=(train_ds, val_ds),
         shuffle=shuffle,
+        input_preprocessing=train_ds.data_config.input_preprocessing(),
     )
 
 
 def _first_image_size(root: pathlib.Path) -> tuple[int, int]:
-    from PIL import Image
+    """The size of the first readable image under ``root``, as the pipelines decode it."""
+    from keras_cnnkit.data import list_images, read_image
+    from keras_cnnkit.errors import ImageDecodeError
 
-    from keras_cnnkit.preprocessing import IMAGE_EXTENSIONS
-
-    for path in sorted(root.rglob("*")):
-        if path.is_file() and path.name.lower().endswith(IMAGE_EXTENSIONS):
-            try:
-                with Image.open(path) as img:
-                    return img.size[1], img.size[0]
-            except OSError:
-                continue
+    for path in list_images(root):
+        try:
+            return tuple(int(s) for s in read_image(path).shape[:2])
+        except ImageDecodeError:
+            continue
     raise DataError(f"data.train: no readable images under {root}")
 
 

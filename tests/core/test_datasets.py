@@ -5,7 +5,8 @@ import pytest
 from PIL import Image
 
 from keras_cnnkit import load_image_folder
-from keras_cnnkit.datasets import extract_archive, load_digits_canvas
+from keras_cnnkit.data import extract_archive
+from keras_cnnkit.datasets import load_digits_canvas
 from keras_cnnkit.errors import DataError, ImageDecodeError
 
 
@@ -43,9 +44,13 @@ def test_split_is_stable_and_disjoint(tmp_path):
     data = load_image_folder(_tree(tmp_path / "data", n=10))
     train, val = data.split(0.25, seed=1)
     again_train, again_val = data.split(0.25, seed=1)
-    assert val.paths == again_val.paths and len(val.paths) == 5
+    assert val.paths == again_val.paths and 0 < len(val.paths) < 20
     assert not set(train.paths) & set(val.paths)
+    assert len(train.paths) + len(val.paths) == 20
     assert data.split(0.25, seed=2)[1].paths != val.paths
+    # a count holds out exactly that many, the same ones on every call
+    assert len(data.split(5, seed=1)[1].paths) == 5
+    assert data.split(5, seed=1)[1].paths == data.split(5, seed=1)[1].paths
 
 
 def test_archive(tmp_path):
