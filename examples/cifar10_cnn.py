@@ -20,6 +20,7 @@ import numpy as np
 import keras_cnnkit as ck
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _extras import require  # noqa: E402
 from _plots import confusion_matrix, training_curves  # noqa: E402
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
@@ -59,6 +60,8 @@ def main() -> None:
         "--smoke", action="store_true", help="tiny data, two epochs, narrow network"
     )
     args = parser.parse_args()
+    if args.plot or args.confusion:
+        require("matplotlib", "plot", "--plot and --confusion")
 
     (x, y), (x_val, y_val), class_names = load(args)
     if args.recipe == "fast":

@@ -23,6 +23,7 @@ import contextlib
 import os
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -32,6 +33,9 @@ import numpy as np
 
 import keras_cnnkit as ck
 from keras_cnnkit import io
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _extras import require  # noqa: E402
 
 
 @contextlib.contextmanager
@@ -101,6 +105,8 @@ def main() -> None:
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="tiny model, local emulator")
     args = parser.parse_args()
+    if args.uri or args.endpoint:
+        require("google.cloud.storage", "gcs", "uploading to Google Cloud Storage")
 
     model = ck.io.load(args.model).model if args.model else tiny_model()
     workdir = Path(tempfile.mkdtemp(prefix="export-")) if args.smoke else Path(args.output)

@@ -22,6 +22,7 @@ import keras_cnnkit as ck
 from keras_cnnkit.preprocessing import from_directory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _extras import require  # noqa: E402
 from _plots import training_curves  # noqa: E402
 from preprocessing_pipeline import make_folder  # noqa: E402
 
@@ -40,6 +41,7 @@ def main() -> None:
     parser.add_argument("--output", default="finetune-output", help="folder for model and PNG")
     parser.add_argument("--smoke", action="store_true", help="generated images, weights=None")
     args = parser.parse_args()
+    require("matplotlib", "plot", "drawing the training curves")
 
     if args.smoke:
         root = make_folder(Path(tempfile.mkdtemp(prefix="finetune-data-")))

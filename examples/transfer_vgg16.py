@@ -23,6 +23,7 @@ import numpy as np
 import keras_cnnkit as ck
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _extras import require  # noqa: E402
 from _plots import confusion_matrix, training_curves  # noqa: E402
 
 
@@ -51,6 +52,7 @@ def main() -> None:
     args = parser.parse_args()
     if not args.smoke and not args.data_dir:
         parser.error("--data-dir is required (or --smoke)")
+    require("matplotlib", "plot", "drawing the training curves and the confusion matrix")
 
     (x, y), (x_val, y_val), class_names = load(args)
     weights = None if args.smoke or args.weights == "none" else args.weights

@@ -11,9 +11,14 @@ shift-robustness heatmap and the best model to ``--output``.
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
+from pathlib import Path
 
 from keras_cnnkit.experiments import run_translation_experiment
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _extras import require  # noqa: E402
 
 
 def main() -> None:
@@ -25,6 +30,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--smoke", action="store_true", help="one epoch, coarse shifts")
     args = parser.parse_args()
+    require("sklearn", "demo", "the handwritten digits (scikit-learn's)")
 
     output = args.output
     if args.smoke:

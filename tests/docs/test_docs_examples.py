@@ -36,6 +36,65 @@ def test_example_help(name, monkeypatch):
     assert "--smoke" in out.getvalue() and "usage:" in out.getvalue()
 
 
+# A sitecustomize that makes the named packages unimportable, as if not installed.
+HIDE = """
+import importlib.abc
+import os
+import sys
+
+HIDDEN = os.environ["HIDE_PACKAGES"].split(",")
+
+
+class _NotInstalled(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if any(name == p or name.startswith(p + ".") for p in HIDDEN):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+
+sys.meta_path.insert(0, _NotInstalled())
+"""
+
+MISSING_EXTRAS = [
+    ("transfer_vgg16.py", [], "matplotlib", "plot"),
+    ("finetune_resnet50.py", [], "matplotlib", "plot"),
+    ("cifar10_cnn.py", ["--plot", "curves.png"], "matplotlib", "plot"),
+    ("translation_invariance.py", [], "sklearn", "demo"),
+    ("export_to_gcs.py", ["--uri", "gs://b/m"], "google.cloud.storage", "gcs"),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "package", "extra"), MISSING_EXTRAS, ids=[m[0] for m in MISSING_EXTRAS]
+)
+def test_missing_extra_stops_the_example_before_any_work(name, args, package, extra, tmp_path):
+    site, work = tmp_path / "site", tmp_path / "work"
+    site.mkdir()
+    work.mkdir()
+    (site / "sitecustomize.py").write_text(HIDE)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]),
+        "HIDE_PACKAGES": package,
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "KERAS_HOME": str(tmp_path / "keras"),
+    }
+    proc = subprocess.run(
+        [sys.executable, str(EXAMPLES / name), "--smoke", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=work,
+        timeout=300,
+    )
+    assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
+    message = proc.stderr.strip().splitlines()[-1]
+    assert message.startswith(f"{name}: ") and f"needs {package}," in message, message
+    assert message.endswith(f"pip install 'keras-cnnkit[{extra}]'"), message
+    assert "Epoch" not in proc.stdout and "exported" not in proc.stdout  # nothing ran
+    assert not list(work.iterdir()), "the example wrote output before stopping"
+
+
 def _run_smoke(name: str, tmp_path: pathlib.Path, *extra: str) -> str:
     env = {
         **os.environ,
