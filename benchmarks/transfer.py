@@ -39,7 +39,7 @@ from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
 
-from keras_cnnkit.backbones import build_classifier, find_backbone, save_backbone_weights  # noqa: E402
+from keras_cnnkit.backbones import backbone_model, build_classifier, save_backbone_weights  # noqa: E402
 from keras_cnnkit.finetune import fine_tune  # noqa: E402
 
 ROOT = pathlib.Path(__file__).resolve().parent
@@ -103,7 +103,7 @@ def network(args, weights, **kwargs) -> keras.Model:
         backbone_kwargs={"alpha": args.alpha},
         **kwargs,
     )
-    for layer in find_backbone(model).layers:
+    for layer in backbone_model(model).layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.momentum = 0.9
     return model

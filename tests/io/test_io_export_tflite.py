@@ -28,7 +28,7 @@ pytestmark = [
 SIZE = 16
 #: Largest absolute difference of a class probability from the Keras model's, by the
 #: precision the model computes in (the export itself runs float32 for TFLite).
-TOLERANCE = {"float32": 1e-5, "mixed_float16": 5e-3, "mixed_bfloat16": 3e-2}
+TOLERANCE = {"float32": 1e-5, "mixed_float16": 1e-2, "mixed_bfloat16": 5e-2}
 #: Least top-1 agreement of a quantized .tflite with the Keras model on the test images.
 AGREEMENT = {"float16": 0.99, "int8": 0.95}
 
