@@ -21,7 +21,18 @@ from keras_cnnkit._version import __version__
 from keras_cnnkit.cli import _exit
 
 #: Modules under keras_cnnkit.cli that add commands, in the order ``--help`` lists them.
-COMMAND_MODULES = ("demo", "info", "train", "evaluate", "predict", "explain", "export", "transfer")
+COMMAND_MODULES = (
+    "demo",
+    "info",
+    "train",
+    "evaluate",
+    "predict",
+    "explain",
+    "export",
+    "transfer",
+    "pack",
+    "data_worker",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -26,6 +26,7 @@ from keras_cnnkit.data._folder import ImageFolderData, extract_archive, load_ima
 from keras_cnnkit.data._inspect import DEFAULT_MAX_PIXELS, SUPPORTED_FORMATS, ImageInfo
 from keras_cnnkit.data._layers import INTERPOLATIONS, RESIZE_MODES, ImagePreprocessing
 from keras_cnnkit.data._listing import IMAGE_EXTENSIONS, expand_inputs, list_images
+from keras_cnnkit.data._pack import PackResult, pack
 from keras_cnnkit.data._pipeline import compute_mean_std, from_arrays, from_directory, from_files
 from keras_cnnkit.data._read import (
     decode_image_file,
@@ -34,6 +35,8 @@ from keras_cnnkit.data._read import (
     read_images,
 )
 from keras_cnnkit.data._report import SkippedItem, SkipReport
+from keras_cnnkit.data._service import run_data_service, through_service
+from keras_cnnkit.data._shards import from_shards
 from keras_cnnkit.data._split import in_validation, split_indices
 
 __all__ = [
@@ -47,6 +50,7 @@ __all__ = [
     "ImageFolderData",
     "ImageInfo",
     "ImagePreprocessing",
+    "PackResult",
     "SkipReport",
     "SkippedItem",
     "compute_mean_std",
@@ -59,13 +63,17 @@ __all__ = [
     "from_arrays",
     "from_directory",
     "from_files",
+    "from_shards",
     "in_validation",
     "inspect_image",
     "list_images",
     "load_image_folder",
     "make_augmentation",
+    "pack",
     "read_image",
     "read_images",
     "resize_image",
+    "run_data_service",
     "split_indices",
+    "through_service",
 ]
