@@ -11,7 +11,7 @@ PYENV_BINS := $(shell ls -d "$$(pyenv root 2>/dev/null)"/versions/3.1[0-9]*/bin 
 TOX    := PATH="$(PYENV_BINS)$$PATH" $(BIN)/tox
 SMOKE_PYTHONS ?= py310-smoke,py312-smoke,py313-smoke
 
-.PHONY: demo test test-slow test-versions test-matrix test-pythons lint docs docs-browser bench bench-speed bench-scaling bench-cifar10 install clean
+.PHONY: demo test test-slow test-versions test-matrix test-pythons lint docs docs-figures docs-browser bench bench-speed bench-scaling bench-cifar10 install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -59,6 +59,11 @@ docs: $(STAMP)
 
 # The built HTML in headless Chromium (apt-get installs chromium and chromium-driver when absent);
 # screenshots land in docs/_build/screenshots.
+# The docs' figures (docs/_static): the diagrams, drawn from the code (seconds), and the
+# translation-invariance demo's pictures (about two minutes). The output is committed.
+docs-figures: $(STAMP)
+	$(BIN)/python docs/_scripts/make_figures.py
+
 docs-browser: $(STAMP)
 	$(BIN)/python -m pytest -m browser tests/docs -q
 

@@ -1,7 +1,7 @@
 """Fine-tune ResNet50 in two phases: train the new head, then unfreeze the last stages.
 
 Data: a folder of images laid out as ``<dir>/<class>/<image>`` (``--data-dir``), read by a
-tf.data pipeline (:func:`keras_cnnkit.preprocessing.from_directory`) with flip and translate
+tf.data pipeline (:func:`keras_cnnkit.data.from_directory`) with flip and translate
 augmentation. BatchNorm stays in inference mode throughout; the unfrozen stages learn at
 ``--lr-mult`` times the head's rate. Writes the training curves of both phases.
 
@@ -19,7 +19,7 @@ import tempfile
 from pathlib import Path
 
 import keras_cnnkit as ck
-from keras_cnnkit.preprocessing import from_directory
+from keras_cnnkit.data import from_directory
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _extras import require  # noqa: E402

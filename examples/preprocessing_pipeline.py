@@ -1,8 +1,9 @@
 """Build a tf.data input pipeline from a folder of images (``<dir>/<class>/<image>``).
 
-Decodes, resizes, augments and normalizes, holds out a stable validation split and reports
-files that could not be read. ``--smoke`` writes a few small JPEG/PNG images into a
-temporary folder first (one of them corrupt, to show ``--on-error skip``).
+Decodes, resizes and augments (normalization belongs inside the model), holds out a stable
+validation split and reports files that could not be read. ``--smoke`` writes a few small
+JPEG/PNG images into a temporary folder first (one of them corrupt, to show
+``--on-error skip``).
 
     python examples/preprocessing_pipeline.py --data-dir path/to/images --image-size 224
     python examples/preprocessing_pipeline.py --smoke
@@ -16,7 +17,7 @@ import tempfile
 
 import numpy as np
 
-from keras_cnnkit.preprocessing import SkipReport, from_directory
+from keras_cnnkit.data import SkipReport, from_directory
 
 
 def make_folder(root: pathlib.Path, per_class: int = 6) -> pathlib.Path:
@@ -41,9 +42,6 @@ def main() -> None:
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--validation-split", type=float, default=0.2)
-    parser.add_argument(
-        "--normalize", default="torch", help="normalization preset (unit, tf, caffe, torch, raw)"
-    )
     parser.add_argument("--on-error", choices=["raise", "skip"], default="skip")
     parser.add_argument("--smoke", action="store_true", help="a few generated images")
     args = parser.parse_args()
@@ -60,7 +58,6 @@ def main() -> None:
         root,
         image_size=(size, size),
         augment={"flip": True, "translate": 0.1},
-        normalize=args.normalize,
         batch_size=batch,
         seed=0,
         validation_split=args.validation_split,

@@ -423,3 +423,47 @@ def test_api_page_renders_a_documented_function(browser, docs_server):
     shot = browser.screenshot(SCREENSHOTS / "api-conv_stack.png")
     _check_screenshot(shot)
     _no_missing_files(served)
+
+
+def _pictures(docname: str) -> list[str]:
+    """File names of the ``.. figure::`` and ``.. image::`` directives of a page, in order."""
+    text = (DOCS / f"{docname}.rst").read_text()
+    return [
+        pathlib.PurePosixPath(path).name
+        for path in re.findall(r"^\.\. (?:figure|image):: (\S+)", text, re.M)
+    ]
+
+
+PICTURE_PAGES = [page for page in _toctree_pages() if _pictures(page)]
+
+
+def test_the_pages_with_pictures_are_known():
+    # the pictures this check must see load; a page losing its pictures fails here
+    assert {"getting-started", "translation-invariance", "examples"} <= set(PICTURE_PAGES)
+    assert len(_pictures("getting-started")) >= 3
+    assert len(_pictures("translation-invariance")) >= 2
+
+
+@pytest.mark.parametrize("page", PICTURE_PAGES)
+def test_pictures_load(browser, docs_server, page):
+    base, served = docs_server
+    browser.get(f"{base}/{page}.html")
+    expected = _pictures(page)
+    images = browser.find_all("article img")
+    sources = [browser.attribute(img, "src") or "" for img in images]
+    assert [s.rsplit("/", 1)[-1] for s in sources] == expected, sources
+    for img, src in zip(images, sources):
+        # wait for the download and decoding, then check the picture has pixels
+        deadline = time.monotonic() + 20
+        while not browser.execute("return arguments[0].complete", img):
+            assert time.monotonic() < deadline, f"{src} did not finish loading"
+            time.sleep(0.1)
+        natural = browser.execute("return arguments[0].naturalWidth", img)
+        assert natural > 0, f"{src} did not load (naturalWidth 0)"
+        assert browser.displayed(img), f"{src} is not displayed"
+        assert browser.rect(img)["width"] >= 200, (src, browser.rect(img))
+        browser.execute("arguments[0].scrollIntoView({block: 'start'})", img)
+        time.sleep(0.3)
+        name = pathlib.PurePosixPath(src).stem
+        _check_screenshot(browser.screenshot(SCREENSHOTS / f"{page}-{name}.png"))
+    _no_missing_files(served)
