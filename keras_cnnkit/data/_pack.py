@@ -498,7 +498,7 @@ def pack(
                             report.add(skip.path, skip.reason)
                             out.skips.append({"path": skip.path, "reason": skip.reason})
                             continue
-                        _, h, w = result
+                        h, w = result[1], result[2]  # (fingerprint, height, width, ...)
                         with open(item.path, "rb") as f:
                             data = f.read()
                         if reencode is not None:

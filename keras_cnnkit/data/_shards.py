@@ -342,9 +342,14 @@ def from_shards(
         lambda f: tf.data.TFRecordDataset(f, buffer_size=1 << 20),
         cycle_length=cycle,
         block_length=1,
-        num_parallel_calls=min(cycle, 4) if cycle > 1 else None,
-        deterministic=not do_shuffle,
+        **(
+            {"num_parallel_calls": min(cycle, 4), "deterministic": not do_shuffle}
+            if cycle > 1
+            else {}
+        ),
     )
+    if num_examples is not None:  # known epoch length: Keras sees the number of steps
+        ds = ds.apply(tf.data.experimental.assert_cardinality(num_examples))
     if do_shuffle:  # shuffle the encoded records, not the decoded pixels
         ds = ds.shuffle(max(1, shuffle_buffer), seed=seed_, reshuffle_each_iteration=True)
 

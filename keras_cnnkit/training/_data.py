@@ -88,6 +88,17 @@ def load_data(
         DataError: If a path is missing or the data is malformed (names the path).
     """
     train = config["train"]
+    from keras_cnnkit.data._shards import is_shard_source
+
+    if is_shard_source(train):
+        return _load_shards(config, batch_size, seed, shuffle)
+    if config.get("service"):
+        from keras_cnnkit.errors import ConfigError
+
+        raise ConfigError(
+            f"data.service sends packed shards through a tf.data service; data.train = "
+            f"{train!r} is not a manifest or shard pattern: pack it first (cnnkit pack)"
+        )
     for key in ("train", "validation"):
         if str(config.get(key, "")).startswith("gs://"):
             raise DataError(
@@ -250,3 +261,69 @@ def train_dataset(recipe: TrainingRecipe, x, y, *, shuffle: bool = True):
     if shuffle:
         return recipe.dataset(x, y, training=True)
     return _augmented(recipe.dataset(x, y), recipe.augmentation)
+
+
+def _load_shards(config: Mapping, batch_size: int, seed: int, shuffle: bool) -> TrainData:
+    """Packed shards (a manifest or a shard pattern, local or ``gs://``), optionally served.
+
+    The validation data is ``data.validation`` (another manifest or pattern) or the
+    manifest's own ``validation`` split. With ``data.service`` the training pipeline runs
+    on the tf.data service workers of that dispatcher.
+    """
+    from keras_cnnkit.data import from_shards, through_service
+    from keras_cnnkit.data._shards import read_manifest
+
+    train = str(config["train"])
+    cache = config.get("shard_cache") or None
+    manifest = read_manifest(train) if train.endswith(".json") else None
+    size = tuple(config.get("image_size") or ())
+    if not size:
+        if manifest is None:
+            raise DataError(f"data.train = {train!r}: a shard pattern needs data.image_size")
+        split = manifest["splits"]["train"]
+        size = (int(split["max_height"]), int(split["max_width"]))
+    channels = 1 if config.get("color_mode") == "grayscale" else 3
+    common = {
+        "image_size": size,
+        "color_mode": config.get("color_mode", "rgb"),
+        "batch_size": batch_size,
+        "seed": seed,
+        "cache_dir": cache,
+    }
+    train_ds = from_shards(train, shuffle=shuffle, **common)
+    val_ds = None
+    if config.get("validation"):
+        val_ds = from_shards(str(config["validation"]), shuffle=False, **common)
+    elif manifest is not None and "validation" in manifest["splits"]:
+        val_ds = from_shards(train, split="validation", shuffle=False, **common)
+    elif config.get("validation_split"):
+        raise DataError(
+            f"data.validation_split: the shards of {train} hold no validation split; pack "
+            "with --validation-split or set data.validation"
+        )
+    if config.get("class_names") and list(config["class_names"]) != train_ds.class_names:
+        raise DataError(
+            f"data.class_names {list(config['class_names'])} differ from the classes of "
+            f"{train}: {train_ds.class_names}"
+        )
+    names = train_ds.class_names or [str(n) for n in config.get("class_names") or []]
+    if not names:
+        raise DataError(f"data.train = {train!r}: no class names (set data.class_names)")
+    num_train = train_ds.num_examples
+    input_preprocessing = train_ds.data_config.input_preprocessing()
+    if config.get("service"):
+        train_ds = through_service(
+            train_ds,
+            str(config["service"]),
+            mode=config.get("service_mode", "distributed_epoch"),
+            timeout=float(config.get("service_timeout", 10.0)),
+        )
+    return TrainData(
+        class_names=list(names),
+        input_shape=(int(size[0]), int(size[1]), channels),
+        num_train=int(num_train or 0),
+        has_validation=val_ds is not None,
+        streams=(train_ds, val_ds),
+        shuffle=shuffle,
+        input_preprocessing=input_preprocessing,
+    )

@@ -25,6 +25,10 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "image_size": (list, []),
         "color_mode": (str, "rgb"),
         "class_names": (list, []),
+        "service": (str, ""),
+        "service_mode": (str, "distributed_epoch"),
+        "service_timeout": (_NUMBER, 10.0),
+        "shard_cache": (str, ""),
     },
     "model": {
         "recipe": (str, ""),
@@ -77,6 +81,7 @@ _CHOICES = {
     ("model", "recipe"): ("", "cifar10_fast", "cifar10_classic"),
     ("distribution", "strategy"): ("auto", "none", "mirrored", "data_parallel"),
     ("data", "color_mode"): ("rgb", "grayscale"),
+    ("data", "service_mode"): ("distributed_epoch", "parallel_epochs"),
 }
 
 
@@ -88,9 +93,13 @@ class RunConfig:
     :meth:`to_toml` writes the fully resolved configuration that reproduces a run.
 
     Attributes:
-        data: Where the data is: ``train`` (an image folder ``root/<class>/*`` or a
-            ``.npz`` with ``x`` and ``y``), ``validation``, ``validation_split``,
-            ``image_size``, ``color_mode``, ``class_names``.
+        data: Where the data is: ``train`` (an image folder ``root/<class>/*``, a
+            ``.npz`` with ``x`` and ``y``, or packed shards: a ``manifest.json`` or a
+            ``*.tfrecord`` pattern, local or ``gs://``), ``validation``,
+            ``validation_split``, ``image_size``, ``color_mode``, ``class_names``;
+            ``service`` (``host:port`` of a tf.data service dispatcher that runs the
+            input pipeline), ``service_mode``, ``service_timeout`` (seconds) and
+            ``shard_cache`` (local cache of ``gs://`` shards).
         model: One of ``recipe``, ``spec`` (a conv-stack spec) or ``backbone``,
             plus ``weights`` (backbones) and ``width`` (``cifar10_fast``).
         training: ``epochs``, the global ``batch_size``, ``optimizer``,
