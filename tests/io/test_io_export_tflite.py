@@ -219,3 +219,25 @@ def test_cli_export_quantized_tflite(trained, tmp_path, capsys):
     assert "cannot decode image" in capsys.readouterr().err and not out.exists()
     assert run_cli(args) == 2
     assert "needs representative_data" in capsys.readouterr().err
+
+
+def test_backbone_classifier_trained_in_mixed_bfloat16_exports_to_tflite(tmp_path):
+    from keras_cnnkit.backbones import backbone_model, build_classifier
+
+    keras.utils.set_random_seed(5)
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_classifier("mobilenetv2", 3, input_shape=(32, 32, 3), weights=None)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert backbone_model(model).layers[1].compute_dtype == "bfloat16"
+    images = np.random.default_rng(2).integers(0, 256, (8, 32, 32, 3), dtype=np.uint8)
+    export(model, tmp_path / "m.tflite", format="tflite")
+    scores = _tflite_scores(tmp_path / "m.tflite", images)
+    float32 = cast_precision(model, "float32")
+    assert compute_dtypes(float32) == {"float32"}  # the nested backbone too
+    np.testing.assert_allclose(scores, float32.predict(images, verbose=0), atol=1e-5)
+    np.testing.assert_allclose(
+        scores, model.predict(images, verbose=0), atol=TOLERANCE["mixed_bfloat16"]
+    )
