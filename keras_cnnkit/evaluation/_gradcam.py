@@ -420,9 +420,11 @@ def plot_shift_gradcam(
         DataError: If ``images`` is not 3-D or 4-D.
 
     Example:
+        >>> import os, tempfile
         >>> from keras_cnnkit import conv_stack
         >>> model = conv_stack({"stages": [8, 16]}, input_shape=(16, 16, 1), num_classes=3)
-        >>> plot_shift_gradcam(model, np.zeros((16, 16, 1), "uint8"), "cam.png").name
+        >>> path = os.path.join(tempfile.mkdtemp(), "cam.png")
+        >>> plot_shift_gradcam(model, np.zeros((16, 16, 1), "uint8"), path).name
         'cam.png'
     """
     from PIL import Image, ImageDraw
