@@ -11,6 +11,8 @@ from keras_cnnkit._api import serializable
 from keras_cnnkit.errors import SpecError
 
 POOLINGS = ("flatten", "avg", "max", "avgmax")
+#: Output activations of a head: probabilities, multi-label probabilities or logits.
+OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", None)
 
 
 @serializable
@@ -41,7 +43,8 @@ class ClassifierHead(keras.layers.Layer):
         **kwargs: Standard layer arguments.
 
     Raises:
-        SpecError: On an unknown pooling or a negative ``num_classes``.
+        SpecError: On an unknown pooling or output activation, or a negative
+            ``num_classes``.
 
     Example:
         >>> import numpy as np
@@ -67,6 +70,11 @@ class ClassifierHead(keras.layers.Layer):
         super().__init__(**kwargs)
         if pooling not in POOLINGS:
             raise SpecError(f"head pooling must be one of {list(POOLINGS)}, got {pooling!r}")
+        if output_activation not in OUTPUT_ACTIVATIONS:
+            raise SpecError(
+                f"head output_activation must be one of {list(OUTPUT_ACTIVATIONS)}, "
+                f"got {output_activation!r}"
+            )
         if (
             isinstance(num_classes, bool)
             or not isinstance(num_classes, numbers.Integral)

@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from keras_cnnkit.errors import SpecError
-from keras_cnnkit.layers.classifier_head import POOLINGS
+from keras_cnnkit.layers.classifier_head import OUTPUT_ACTIVATIONS, POOLINGS
 from keras_cnnkit.layers.normalization import NORMALIZATIONS
 from keras_cnnkit.layers.normalize import PRESETS
 
@@ -311,6 +311,11 @@ def validate_spec(
         )
     if spec.head.pooling not in POOLINGS:
         raise SpecError(f"head: pooling must be one of {list(POOLINGS)}, got {spec.head.pooling!r}")
+    if spec.head.output_activation not in OUTPUT_ACTIVATIONS:
+        raise SpecError(
+            f"head: output_activation must be one of {list(OUTPUT_ACTIVATIONS)}, "
+            f"got {spec.head.output_activation!r}"
+        )
     if not 0 <= spec.head.dropout < 1:
         raise SpecError(f"head: dropout must be in [0, 1), got {spec.head.dropout}")
 

@@ -207,6 +207,8 @@ def test_reset_classifier_errors():
         reset_classifier(model, -1)
     with pytest.raises(SpecError, match=r"pooling must be one of \['flatten', 'avg'"):
         reset_classifier(model, 3, pooling="mean")
+    with pytest.raises(SpecError, match=r"output_activation must be one of \['softmax', 'sigmoid'"):
+        build_classifier("vgg16", 2, (32, 32, 3), weights=None, output_activation="relu")
     with pytest.raises(SpecError, match="num_classes must be >= 0"):
         conv_stack({"stages": [4]}, input_shape=(16, 16, 3), num_classes=-2)
 

@@ -224,6 +224,10 @@ def test_wrong_value_types_name_the_key(spec, match):
         ({"stages": [{"filters": 4, "padding": "full"}]}, r"padding must be one of .*'same'"),
         ({"stages": [4], "head": {"pooling": "sum"}}, r"pooling must be one of .*'avgmax'"),
         ({"stages": [4], "preprocessing": "imagenet"}, r"expected one of \[.*'unit'"),
+        (
+            {"stages": [4], "head": {"output_activation": "softmaxx"}},
+            r"output_activation must be one of \['softmax', 'sigmoid', None\], got 'softmaxx'",
+        ),
     ],
 )
 def test_option_errors_list_the_valid_choices(spec, choices):
