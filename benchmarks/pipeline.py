@@ -7,9 +7,10 @@ photo-sized JPEGs so that resizing matters), all to 224x224 batches of 32:
   else (the ceiling);
 * baseline: ``keras.utils.image_dataset_from_directory`` followed by the same Keras
   ``RandomFlip`` + ``RandomTranslation`` layers mapped over the batches;
-* ours: ``keras_cnnkit.preprocessing.from_directory`` with ``augment={"flip": True,
-  "translate": 0.1}``; the up-front file check is timed separately and also shown
-  folded into a first epoch.
+* ours: ``keras_cnnkit.data.from_directory`` with ``augment={"flip": True,
+  "translate": 0.1}``; the up-front file check (header, then one decode of every file by
+  the pipeline's own decoder) is timed separately and also shown folded into a first
+  epoch.
 
 Every rate is images/s over a full pass (the second of two, so tracing is excluded);
 ratios are to the baseline and to raw decode. The CIFAR-10 rows need
@@ -17,12 +18,15 @@ ratios are to the baseline and to raw decode. The CIFAR-10 rows need
 ``$CNNKIT_BENCH_CACHE`` or ``/tmp/cnnkit-bench-cache``) and are skipped with a message
 when it is absent.
 
-Run: ``python benchmarks/pipeline.py [--cifar-images 2000] [--photos 200]``.
+Run: ``python benchmarks/pipeline.py [--cifar-images 2000] [--photos 200] [--previous
+OLD.json]``; ``--previous`` adds the rows of an earlier run (e.g. before a change, on the
+same machine) to the table for comparison.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import tarfile
@@ -36,7 +40,7 @@ import tensorflow as tf  # noqa: E402
 from _common import CACHE, SHARED_CIFAR, machine, machine_markdown, write_results  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from keras_cnnkit.preprocessing import from_directory  # noqa: E402
+from keras_cnnkit.data import from_directory  # noqa: E402
 
 SIZE = (224, 224)
 BATCH = 32
@@ -159,6 +163,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cifar-images", type=int, default=2000)
     parser.add_argument("--photos", type=int, default=200)
+    parser.add_argument("--previous", help="JSON of an earlier run to show beside this one")
     args = parser.parse_args()
     sets = {}
     root = cifar_subset(args.cifar_images)
@@ -178,15 +183,34 @@ def main() -> None:
         "| data | raw decode | Keras baseline | ours | ours / baseline | ours / raw decode | file check (s) | ours, first epoch incl. check |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for name, r in rows.items():
+    previous = None
+    if args.previous:
+        with open(args.previous) as f:
+            previous = json.load(f)
+    table = [(name, r, "") for name, r in rows.items()]
+    if previous:
+        table += [
+            (name, r, previous.get("label", "previous run")) for name, r in previous["rows"].items()
+        ]
+    for name, r, label in table:
+        name = f"{name}, {label}" if label else name
         lines.append(
             f"| {name} | {r['raw_decode_ips']:.0f} | {r['keras_baseline_ips']:.0f} | {r['ours_ips']:.0f} "
             f"| {r['ours_vs_baseline']:.2f}x | {r['ours_vs_raw_decode']:.0%} | {r['ours_file_check_s']:.2f} "
             f"| {r['ours_first_epoch_with_check_ips']:.0f} ({r['first_epoch_vs_baseline']:.2f}x) |"
         )
+    if previous:
+        lines += [
+            "",
+            f'Rows marked "{previous.get("label", "previous run")}" are an earlier run of this '
+            "script on the same machine, kept for comparison.",
+        ]
+    results = {"machine": m, "batch_size": BATCH, "image_size": SIZE, "rows": rows}
+    if previous:
+        results["previous"] = previous
     write_results(
         "pipeline",
-        {"machine": m, "batch_size": BATCH, "image_size": SIZE, "rows": rows},
+        results,
         "\n".join(lines),
     )
 

@@ -20,103 +20,87 @@ import tensorflow as tf
 from keras_cnnkit.data._config import DataConfig
 from keras_cnnkit.data._layers import ImagePreprocessing
 
+# Plain TensorFlow ops, no Python control flow on tensors: nothing for AutoGraph to
+# convert, and converting costs a second per trace.
+_graph_only = tf.autograph.experimental.do_not_convert
+
 #: DCT scales at which JPEGs may be decoded (1/1, 1/2, 1/4, 1/8).
 JPEG_RATIOS = (1, 2, 4, 8)
 
-#: How far into a JPEG the EXIF orientation is looked for.
-_EXIF_WINDOW = 65536
 
-
-def _bytes_at(data: tf.Tensor, start: int, length: int) -> tf.Tensor:
-    """``length`` bytes of ``data`` from ``start`` as int64 (zeros past the end)."""
-    padded = tf.strings.join([data, tf.constant(b"\0" * (start + length))])
+@_graph_only
+def _bytes_at(data: tf.Tensor, start, length: int) -> tf.Tensor:
+    """``length`` bytes of ``data`` from ``start`` (int or tensor) as int32, zeros past the end."""
+    padded = tf.strings.join([data, tf.constant(b"\0" * length)])
+    if not isinstance(start, int):
+        start = tf.clip_by_value(start, 0, tf.strings.length(data))
     raw = tf.io.decode_raw(tf.strings.substr(padded, start, length), tf.uint8)
-    return tf.cast(raw, tf.int64)
+    return tf.cast(raw, tf.int32)
 
 
-def _header_size(data: tf.Tensor, is_jpeg: tf.Tensor) -> tf.Tensor:
-    """``[height, width]`` from the header (``[-1, -1]`` where the format hides it)."""
+@_graph_only
+def _other_header_size(head: tf.Tensor) -> tf.Tensor:
+    """``[height, width]`` of a PNG, GIF or BMP from its first 32 bytes; ``[0, 0]`` otherwise."""
+    b = tf.cast(head, tf.int64)
 
-    def jpeg():
-        return tf.cast(tf.io.extract_jpeg_shape(data)[:2], tf.int64)
+    def be32(i):
+        return b[i] * 16777216 + b[i + 1] * 65536 + b[i + 2] * 256 + b[i + 3]
 
-    def other():
-        png = _bytes_at(data, 16, 8)  # IHDR: width, height, big-endian
-        gif = _bytes_at(data, 6, 4)  # logical screen: width, height, little-endian
-        bmp = _bytes_at(data, 18, 8)  # BITMAPINFOHEADER: width, height, little-endian
-        magic = tf.strings.substr(tf.strings.join([data, tf.constant(b"\0" * 8)]), 0, 8)
-        be = lambda b, i: b[i] * 16777216 + b[i + 1] * 65536 + b[i + 2] * 256 + b[i + 3]  # noqa: E731
-        le32 = lambda b, i: b[i] + b[i + 1] * 256 + b[i + 2] * 65536 + b[i + 3] * 16777216  # noqa: E731
-        bmp_h = le32(bmp, 4)
-        bmp_h = tf.where(bmp_h >= 2**31, 2**32 - bmp_h, bmp_h)  # top-down bitmaps
-        return tf.case(
-            [
-                (tf.equal(magic, b"\x89PNG\r\n\x1a\n"), lambda: tf.stack([be(png, 4), be(png, 0)])),
-                (
-                    tf.equal(tf.strings.substr(magic, 0, 3), b"GIF"),
-                    lambda: tf.stack([gif[2] + gif[3] * 256, gif[0] + gif[1] * 256]),
-                ),
-                (
-                    tf.equal(tf.strings.substr(magic, 0, 2), b"BM"),
-                    lambda: tf.stack([bmp_h, le32(bmp, 0)]),
-                ),
-            ],
-            default=lambda: tf.constant([-1, -1], tf.int64),
-        )
+    def le32(i):
+        return b[i] + b[i + 1] * 256 + b[i + 2] * 65536 + b[i + 3] * 16777216
 
-    return tf.cond(is_jpeg, jpeg, other)
+    png = tf.reduce_all(tf.equal(b[:4], tf.constant([0x89, 0x50, 0x4E, 0x47], tf.int64)))
+    gif = tf.reduce_all(tf.equal(b[:3], tf.constant([0x47, 0x49, 0x46], tf.int64)))
+    bmp = tf.reduce_all(tf.equal(b[:2], tf.constant([0x42, 0x4D], tf.int64)))
+    bmp_h = le32(22)
+    bmp_h = tf.where(bmp_h >= 2**31, 2**32 - bmp_h, bmp_h)  # top-down bitmaps
+    zero = tf.constant([0, 0], tf.int64)
+    size = tf.where(png, tf.stack([be32(20), be32(16)]), zero)
+    size = tf.where(gif, tf.stack([b[8] + b[9] * 256, b[6] + b[7] * 256]), size)
+    return tf.where(bmp, tf.stack([bmp_h, le32(18)]), size)
 
 
+@_graph_only
 def _exif_orientation(data: tf.Tensor) -> tf.Tensor:
-    """The EXIF orientation tag (1..8) of a JPEG's APP1 segment; 1 when absent or malformed."""
-    head = tf.strings.substr(data, 0, tf.minimum(tf.strings.length(data), _EXIF_WINDOW))
-    b = tf.cast(
-        tf.io.decode_raw(tf.strings.join([head, tf.constant(b"\0" * 32)]), tf.uint8), tf.int64
+    """The EXIF orientation (1..8) of a JPEG; 1 when absent or malformed.
+
+    The APP1 ``Exif`` segment comes first after the start marker, or after the JFIF
+    (APP0) segment: the first two segments are looked at, then the TIFF header and the
+    first image directory. Arithmetic on a few bytes, no loop.
+    """
+    length = tf.strings.length(data)
+    tiff = tf.constant(-1)
+    pos = tf.constant(2)
+    exif_id = tf.constant([0xFF, 0xE1, -1, -1, 0x45, 0x78, 0x69, 0x66, 0, 0])
+    for _ in range(2):
+        head = _bytes_at(data, pos, 10)
+        match = tf.reduce_all(tf.logical_or(tf.equal(head, exif_id), exif_id < 0))
+        tiff = tf.where(tf.logical_and(tiff < 0, match), pos + 10, tiff)
+        pos = pos + 2 + head[2] * 256 + head[3]
+    start = tf.maximum(tiff, 0)
+    head = _bytes_at(data, start, 8)
+    little = tf.logical_and(tf.equal(head[0], 0x49), tf.equal(head[1], 0x49))
+
+    def u16(b):
+        return tf.where(little, b[..., 0] + b[..., 1] * 256, b[..., 0] * 256 + b[..., 1])
+
+    offset = tf.where(
+        little,
+        u16(head[4:6]) + u16(head[6:8]) * 65536,
+        u16(head[4:6]) * 65536 + u16(head[6:8]),
     )
-    n = tf.shape(b, out_type=tf.int64)[0]
-    m = n - 32
-    # APP1 marker FF E1, 2 length bytes, then "Exif\0\0" and the TIFF header
-    hit = b[0:m] == 0xFF
-    for offset, value in enumerate((0xE1, None, None, 0x45, 0x78, 0x69, 0x66, 0, 0)):
-        if value is not None:
-            hit = tf.logical_and(hit, b[offset + 1 : m + offset + 1] == value)
-    found = tf.where(hit)
-
-    def parse():
-        tiff = found[0, 0] + 10
-
-        def byte(i):
-            return tf.gather(b, tf.clip_by_value(i, 0, n - 1))
-
-        little = tf.logical_and(tf.equal(byte(tiff), 0x49), tf.equal(byte(tiff + 1), 0x49))
-
-        def u16(i):
-            return tf.where(little, byte(i) + byte(i + 1) * 256, byte(i) * 256 + byte(i + 1))
-
-        def u32(i):
-            return tf.where(
-                little,
-                u16(i) + u16(i + 2) * 65536,
-                u16(i) * 65536 + u16(i + 2),
-            )
-
-        ifd = tiff + u32(tiff + 4)
-        count = tf.minimum(u16(ifd), 64)
-        entries = ifd + 2 + 12 * tf.range(count, dtype=tf.int64)
-        tags = u16(entries)
-        values = u16(entries + 8)
-        match = tf.where(tf.equal(tags, 0x0112))
-        value = tf.cond(
-            tf.size(match) > 0,
-            lambda: tf.gather(values, match[0, 0]),
-            lambda: tf.constant(1, tf.int64),
-        )
-        ok = tf.logical_and(ifd + 2 < n, tf.logical_and(value >= 1, value <= 8))
-        return tf.where(ok, value, tf.constant(1, tf.int64))
-
-    return tf.cond(tf.size(found) > 0, parse, lambda: tf.constant(1, tf.int64))
+    ifd = start + tf.clip_by_value(offset, 0, length)
+    count = tf.clip_by_value(u16(_bytes_at(data, ifd, 2)), 0, 32)
+    entries = tf.reshape(_bytes_at(data, ifd + 2, 32 * 12), [32, 12])
+    tags = u16(entries[:, 0:2])
+    values = u16(entries[:, 8:10])
+    wanted = tf.logical_and(tf.equal(tags, 0x0112), tf.range(32) < count)
+    value = tf.reduce_max(tf.where(wanted, values, 0))
+    ok = tf.logical_and(tiff >= 0, tf.logical_and(value >= 1, value <= 8))
+    return tf.where(ok, value, 1)
 
 
+@_graph_only
 def _orient(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
     """Apply an EXIF orientation as Pillow's ``ImageOps.exif_transpose`` does."""
     branches = [
@@ -125,11 +109,11 @@ def _orient(image: tf.Tensor, orientation: tf.Tensor) -> tf.Tensor:
         lambda: tf.reverse(image, [0, 1]),  # 3: rotate 180
         lambda: tf.reverse(image, [0]),  # 4: mirror top-bottom
         lambda: tf.transpose(image, [1, 0, 2]),  # 5: transpose
-        lambda: tf.image.rot90(image, k=3),  # 6: rotate 270 (clockwise 90)
+        lambda: tf.reverse(tf.transpose(image, [1, 0, 2]), [1]),  # 6: rotate 270 (clockwise)
         lambda: tf.reverse(tf.transpose(image, [1, 0, 2]), [0, 1]),  # 7: transverse
-        lambda: tf.image.rot90(image, k=1),  # 8: rotate 90
+        lambda: tf.reverse(tf.transpose(image, [1, 0, 2]), [0]),  # 8: rotate 90
     ]
-    return tf.switch_case(tf.cast(orientation - 1, tf.int32), branches)
+    return tf.switch_case(orientation - 1, branches)
 
 
 def _resize_target(config: DataConfig) -> tuple[int, int] | None:
@@ -141,43 +125,113 @@ def _resize_target(config: DataConfig) -> tuple[int, int] | None:
     return h, w
 
 
+@_graph_only
 def _to_channels(image: tf.Tensor, channels: int) -> tf.Tensor:
-    """``uint8`` pixels of 1 to 4 channels to ``channels``, alpha over white."""
-
-    def over_white(colour, alpha):
-        c = tf.cast(colour, tf.float32)
-        a = tf.cast(alpha, tf.float32) / 255.0
-        return tf.cast(tf.round(255.0 - (255.0 - c) * a), tf.uint8)
-
+    """``uint8`` pixels of 1 to 4 channels to ``channels``, alpha composited over white."""
+    x = tf.cast(image, tf.float32)
     n = tf.shape(image)[-1]
-    rgb_like = tf.switch_case(
-        tf.clip_by_value(n - 1, 0, 3),
-        [
-            lambda: tf.tile(image[..., :1], [1, 1, 3]),  # L
-            lambda: tf.tile(over_white(image[..., :1], image[..., 1:2]), [1, 1, 3]),  # LA
-            lambda: image[..., :3],  # RGB
-            lambda: over_white(image[..., :3], image[..., 3:4]),  # RGBA
-        ],
-    )
+    padded = tf.pad(x, [[0, 0], [0, 0], [0, tf.maximum(3 - n, 0)]])
+    rgb = tf.where(n >= 3, padded[..., :3], tf.tile(x[..., :1], [1, 1, 3]))
+    alpha = tf.gather(x, n - 1, axis=-1)[..., None] / 255.0
+    has_alpha = tf.logical_or(tf.equal(n, 2), tf.equal(n, 4))
+    rgb = tf.where(has_alpha, 255.0 - (255.0 - rgb) * alpha, rgb)
     if channels == 3:
-        return rgb_like
-    gray_source = tf.switch_case(
-        tf.clip_by_value(n - 1, 0, 3),
-        [
-            lambda: image[..., :1],
-            lambda: over_white(image[..., :1], image[..., 1:2]),
-            lambda: tf.zeros_like(image[..., :1]),
-            lambda: tf.zeros_like(image[..., :1]),
-        ],
-    )
-    gray = tf.cast(tf.round(tf.image.rgb_to_grayscale(tf.cast(rgb_like, tf.float32))), tf.uint8)
-    return tf.where(n <= 2, gray_source, gray)
+        return tf.cast(tf.round(rgb), tf.uint8)
+    gray = tf.where(n >= 3, tf.image.rgb_to_grayscale(rgb), rgb[..., :1])
+    return tf.cast(tf.round(gray), tf.uint8)
 
 
+@_graph_only
+def _pixel_check(size: tf.Tensor, max_pixels: int | None) -> list:
+    if max_pixels is None:
+        return []
+    return [
+        tf.debugging.assert_less_equal(
+            tf.cast(size[0], tf.int64) * tf.cast(size[1], tf.int64),
+            tf.constant(int(max_pixels), tf.int64),
+            message=f"image is over the pixel limit max_pixels={int(max_pixels)}",
+        )
+    ]
+
+
+@_graph_only
+def plan_decode(data: tf.Tensor, config: DataConfig, max_pixels: int | None = None):
+    """What decoding ``data`` takes: ``(is_jpeg, ratio_index, orientation)``.
+
+    The JPEG DCT scale (an index into :data:`JPEG_RATIOS`) and the EXIF orientation
+    (1..8) are read from the header; for other formats they are 0 and 1. The pixel limit
+    is checked against the header here.
+
+    Args:
+        data: A scalar ``tf.string`` tensor with the file's bytes.
+        config: The target :class:`~keras_cnnkit.data.DataConfig`.
+        max_pixels: Largest ``width * height`` accepted, or ``None``.
+
+    Returns:
+        Three scalar tensors (``bool``, ``int32``, ``int32``).
+    """
+    head = _bytes_at(data, 0, 32)
+    is_jpeg = tf.reduce_all(tf.equal(head[:3], tf.constant([0xFF, 0xD8, 0xFF])))
+    target = _resize_target(config)
+
+    def jpeg():
+        size = tf.io.extract_jpeg_shape(data)
+        orientation = _exif_orientation(data)
+        ratio = tf.constant(0)
+        if target is not None:
+            swapped = orientation >= 5
+            h = tf.where(swapped, size[1], size[0])
+            w = tf.where(swapped, size[0], size[1])
+            for i, r in enumerate(JPEG_RATIOS[1:], start=1):
+                fits = tf.logical_and(h >= r * target[0], w >= r * target[1])
+                ratio = tf.where(fits, i, ratio)
+        with tf.control_dependencies(_pixel_check(size, max_pixels)):
+            return tf.identity(ratio), tf.identity(orientation)
+
+    def other():
+        with tf.control_dependencies(_pixel_check(_other_header_size(head), max_pixels)):
+            return tf.constant(0), tf.constant(1)
+
+    ratio, orientation = tf.cond(is_jpeg, jpeg, other)
+    return is_jpeg, ratio, orientation
+
+
+@_graph_only
+def decode_planned(
+    data: tf.Tensor, plan, config: DataConfig, max_pixels: int | None = None
+) -> tf.Tensor:
+    """Decode ``data`` as :func:`plan_decode` planned it; see :func:`decode_image`."""
+    channels = config.channels
+    is_jpeg, ratio, orientation = plan
+
+    def jpeg():
+        def at(r):
+            # libjpeg straight to RGB (grayscale and CMYK included); grayscale output
+            # goes through the same conversion as every other format
+            return lambda: tf.io.decode_jpeg(data, channels=3, ratio=r)
+
+        image = _orient(tf.switch_case(ratio, [at(r) for r in JPEG_RATIOS]), orientation)
+        return image if channels == 3 else _to_channels(image, channels)
+
+    def other():
+        image = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
+        with tf.control_dependencies(_pixel_check(tf.shape(image), max_pixels)):
+            return _to_channels(image, channels)
+
+    image = tf.cond(is_jpeg, jpeg, other)
+    image.set_shape([None, None, channels])
+    return image
+
+
+@_graph_only
 def decode_image(data: tf.Tensor, config: DataConfig, max_pixels: int | None = None) -> tf.Tensor:
     """Decode the bytes of one image file to ``uint8`` ``(height, width, channels)``.
 
     TensorFlow ops only, so it runs in ``tf.data``, eagerly and inside an exported graph.
+    JPEGs are decoded by libjpeg to RGB (at a reduced DCT scale when that still covers
+    the output size) and turned as their EXIF orientation says; other formats are decoded
+    with their own channels and alpha composited over white; grayscale output is
+    ``rgb_to_grayscale``, rounded.
 
     Args:
         data: A scalar ``tf.string`` tensor with the file's bytes.
@@ -193,62 +247,7 @@ def decode_image(data: tf.Tensor, config: DataConfig, max_pixels: int | None = N
             the pixel limit (the Python routes turn this into an ``ImageDecodeError``
             naming the file).
     """
-    channels = config.channels
-    magic = tf.strings.substr(tf.strings.join([data, tf.constant(b"\0\0\0")]), 0, 3)
-    is_jpeg = tf.equal(magic, b"\xff\xd8\xff")
-    size = _header_size(data, is_jpeg)
-    checks = []
-    if max_pixels is not None:
-        checks.append(
-            tf.debugging.assert_less_equal(
-                size[0] * size[1],
-                tf.constant(int(max_pixels), tf.int64),
-                message=f"image is over the pixel limit max_pixels={int(max_pixels)}",
-            )
-        )
-    target = _resize_target(config)
-    with tf.control_dependencies(checks):
-        orientation = tf.cond(
-            is_jpeg, lambda: _exif_orientation(data), lambda: tf.constant(1, tf.int64)
-        )
-
-    def jpeg():
-        ratio = tf.constant(0, tf.int32)
-        if target is not None:
-            swapped = orientation >= 5
-            h = tf.where(swapped, size[1], size[0])
-            w = tf.where(swapped, size[0], size[1])
-            for i, r in enumerate(JPEG_RATIOS[1:], start=1):
-                fits = tf.logical_and(h >= r * target[0], w >= r * target[1])
-                ratio = tf.where(fits, tf.constant(i, tf.int32), ratio)
-
-        def at(r):
-            return lambda: tf.io.decode_jpeg(data, channels=0, ratio=r)
-
-        image = tf.switch_case(ratio, [at(r) for r in JPEG_RATIOS])
-        return _orient(image, orientation)
-
-    def other():
-        return tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
-
-    with tf.control_dependencies(checks):
-        image = tf.cond(is_jpeg, jpeg, other)
-    image.set_shape([None, None, None])
-    if max_pixels is not None:
-        shape = tf.shape(image, out_type=tf.int64)
-        with tf.control_dependencies(
-            [
-                tf.debugging.assert_less_equal(
-                    shape[0] * shape[1],
-                    tf.constant(int(max_pixels), tf.int64),
-                    message=f"image is over the pixel limit max_pixels={int(max_pixels)}",
-                )
-            ]
-        ):
-            image = tf.identity(image)
-    image = _to_channels(image, channels)
-    image.set_shape([None, None, channels])
-    return image
+    return decode_planned(data, plan_decode(data, config, max_pixels), config, max_pixels)
 
 
 @functools.lru_cache(maxsize=64)
@@ -265,11 +264,13 @@ def resizer(config: DataConfig) -> ImagePreprocessing | None:
     )
 
 
+@_graph_only
 def to_uint8(x: tf.Tensor) -> tf.Tensor:
     """Round and clip float pixels to ``uint8``."""
     return tf.cast(tf.clip_by_value(tf.round(x), 0.0, 255.0), tf.uint8)
 
 
+@_graph_only
 def resize_image(image: tf.Tensor, config: DataConfig) -> tf.Tensor:
     """Resize decoded ``uint8`` pixels as ``config`` says; ``uint8`` out.
 
@@ -286,6 +287,7 @@ def resize_image(image: tf.Tensor, config: DataConfig) -> tf.Tensor:
     return to_uint8(layer.resize(image))
 
 
+@_graph_only
 def decode_and_resize(
     data: tf.Tensor, config: DataConfig, max_pixels: int | None = None
 ) -> tf.Tensor:

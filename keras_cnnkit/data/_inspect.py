@@ -164,10 +164,12 @@ def diagnose(path, message: str) -> str:
     Returns:
         The reason.
     """
-    first = message.strip().splitlines()[0] if message.strip() else "decoding failed"
-    if "}}" in first:  # TensorFlow's "{{function_node ...}} text [Op:...]"
-        first = first.split("}}", 1)[1].strip()
-    first = first.split(" [Op:")[0].strip()
+    first = "decoding failed"
+    for line in message.splitlines():  # TensorFlow's "{{function_node ...}} text [Op:...]"
+        text = line.split("}}")[-1].split(" [Op:")[0].strip()
+        if text and not text.startswith(("Graph execution error", "Detected at node", "[[")):
+            first = text
+            break
     try:
         with _open(path, None) as im:
             im.load()

@@ -11,6 +11,7 @@ or an entry in the report (``"skip"``).
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -31,8 +32,8 @@ from keras_cnnkit.data._config import (
     data_config as resolve_data_config,
 )
 from keras_cnnkit.data._decode import (
-    decode_and_resize,
-    decode_image,
+    decode_planned,
+    plan_decode,
     resize_image,
     resizer,
     to_uint8,
@@ -176,8 +177,10 @@ def _check_files(
 ) -> list[tuple[int, int, int] | None]:
     """Check every file: header with Pillow, then one decode by the one decoder.
 
-    Returns, per file, ``(fingerprint, height, width)`` of the decoded image (before
-    resizing), or ``None`` for a file left out (``on_error="skip"``).
+    Returns, per file, ``(fingerprint, height, width, is_jpeg, ratio, orientation)``:
+    a fingerprint of its bytes, the decoded size (before resizing) and the decoder's plan
+    (:func:`~keras_cnnkit.data._decode.plan_decode`), or ``None`` for a file left out
+    (``on_error="skip"``).
     """
 
     def header(path):
@@ -198,15 +201,15 @@ def _check_files(
         raw = [os.fsencode(paths[i]) for i in ok]
         ds = tf.data.Dataset.from_tensor_slices((np.asarray(ok, np.int64), raw))
 
+        checker = _checker(config, max_pixels)
+
         def check(i, path):
-            data = tf.io.read_file(path)
-            shape = tf.shape(decode_image(data, config, max_pixels))
-            return i, tf.strings.to_hash_bucket_fast(data, _HASH_BUCKETS), shape[0], shape[1]
+            return (i,) + tuple(checker(tf.io.read_file(path)))
 
         ds = ds.map(check, num_parallel_calls=tf.data.AUTOTUNE, deterministic=False)
-        for i, fp, h, w in ds.ignore_errors().batch(4096).as_numpy_iterator():
-            for a, b, c, d in zip(i.tolist(), fp.tolist(), h.tolist(), w.tolist()):
-                decoded[a] = (b, c, d)
+        for columns in ds.ignore_errors().batch(4096).as_numpy_iterator():
+            for row in zip(*(c.tolist() for c in columns)):
+                decoded[row[0]] = row[1:]
     out: list[tuple[int, int, int] | None] = []
     for i, path in enumerate(paths):
         err = errors[i]
@@ -230,46 +233,84 @@ def _check_files(
     return out
 
 
+@functools.lru_cache(maxsize=32)
+def _checker(config: DataConfig, max_pixels):
+    """The check of one file's bytes, traced once per configuration."""
+
+    @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
+    def check(data):
+        plan = plan_decode(data, config, max_pixels)
+        shape = tf.shape(decode_planned(data, plan, config, max_pixels))
+        fingerprint = tf.strings.to_hash_bucket_fast(data, _HASH_BUCKETS)
+        return fingerprint, shape[0], shape[1], plan[0], plan[1], plan[2]
+
+    return check
+
+
+@functools.lru_cache(maxsize=32)
+def _planned(config: DataConfig, resize: bool):
+    """Decoding (and resizing) checked bytes as planned, traced once per configuration."""
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([], tf.string),
+            tf.TensorSpec([], tf.bool),
+            tf.TensorSpec([], tf.int32),
+            tf.TensorSpec([], tf.int32),
+        ],
+        autograph=False,
+    )
+    def run(data, is_jpeg, ratio, orientation):
+        image = decode_planned(data, (is_jpeg, ratio, orientation), config)
+        return resize_image(image, config) if resize else image
+
+    return run
+
+
 # --------------------------------------------------------------------------- errors mid-iteration
-
-
-class _ConvertingIterator:
-    """An iterator that turns a failed read into the library's error, naming the file."""
-
-    def __init__(self, iterator, failures: list):
-        self._iterator = iterator
-        self._failures = failures
-
-    def __iter__(self):
-        return self
-
-    def __next__(self):
-        try:
-            return next(self._iterator)
-        except tf.errors.OpError as exc:
-            if self._failures:
-                raise self._failures[-1] from exc
-            raise
-
-    def get_next(self):
-        return self.__next__()
 
 
 _CONVERTING: dict[type, type] = {}
 
 
+def _subclass(base: type, name: str, methods: dict) -> type:
+    """A subclass of ``base`` with ``methods`` (made once per base class)."""
+    key = (base, name)
+    if key not in _CONVERTING:
+        _CONVERTING[key] = type(base.__name__, (base,), methods)
+    return _CONVERTING[key]
+
+
+def _converting_iterator(iterator, failures: list):
+    """``iterator`` (a TensorFlow iterator, still one) whose Python ``next`` names a bad file.
+
+    Only the eager ``__next__`` changes: a read that failed on a file turns into the
+    library's error. Inside a ``tf.function`` (``model.fit``) the iterator is rebuilt from
+    its components and runs as before.
+    """
+    base = type(iterator)
+
+    def __next__(self):
+        try:
+            return base.__next__(self)
+        except tf.errors.OpError as exc:
+            if self._cnnkit_failures:
+                raise self._cnnkit_failures[-1] from exc
+            raise
+
+    iterator.__class__ = _subclass(base, "iterator", {"__next__": __next__})
+    iterator._cnnkit_failures = failures
+    return iterator
+
+
 def _converting(ds: tf.data.Dataset, failures: list) -> tf.data.Dataset:
     """``ds``, whose Python iteration raises ``ImageDecodeError`` for a file that fails."""
     base = type(ds)
-    sub = _CONVERTING.get(base)
-    if sub is None:
 
-        def __iter__(self):
-            return _ConvertingIterator(base.__iter__(self), self._cnnkit_failures)
+    def __iter__(self):
+        return _converting_iterator(base.__iter__(self), self._cnnkit_failures)
 
-        sub = type(base.__name__, (base,), {"__iter__": __iter__})
-        _CONVERTING[base] = sub
-    ds.__class__ = sub
+    ds.__class__ = _subclass(base, "dataset", {"__iter__": __iter__})
     ds._cnnkit_failures = failures
     return ds
 
@@ -300,7 +341,7 @@ def _file_pipeline(
         and target is not None
         and opts["augment"]
         and config.center_crop is None
-        and all(h <= target[0] and w <= target[1] for _, h, w in checked)
+        and all(c[1] <= target[0] and c[2] <= target[1] for c in checked)
     ):
         # Every image is smaller than the output: augment at the source size, then
         # upsample (the same transformations on far fewer pixels).
@@ -318,14 +359,12 @@ def _file_pipeline(
             report.add(exc.path, exc.reason)
             return np.zeros((0, 0, channels), np.uint8)
 
-    def read(path, fingerprint):
+    def read(path, fingerprint, is_jpeg, ratio, orientation):
         data = tf.io.read_file(path)
         same = tf.equal(tf.strings.to_hash_bucket_fast(data, _HASH_BUCKETS), fingerprint)
 
-        def fast():
-            if resize_now:
-                return decode_and_resize(data, config, max_pixels)
-            return decode_image(data, config, max_pixels)
+        def fast():  # the bytes that were checked: decode them as planned then
+            return _planned(config, resize_now)(data, is_jpeg, ratio, orientation)
 
         def slow():  # the file changed since the check: decode it where errors are caught
             image = tf.py_function(guarded, [path, data], tf.uint8)
@@ -345,6 +384,9 @@ def _file_pipeline(
     columns = (
         [os.fsencode(p) for p in paths],
         np.asarray([c[0] for c in checked], np.int64),
+        np.asarray([c[3] for c in checked], bool),
+        np.asarray([c[4] for c in checked], np.int32),
+        np.asarray([c[5] for c in checked], np.int32),
     )
     if labeled:
         columns = columns + (np.asarray(labels, np.int32),)
@@ -355,7 +397,7 @@ def _file_pipeline(
         ds = ds.shuffle(len(paths), seed=opts["seed"], reshuffle_each_iteration=True)
     calls = opts["num_parallel_calls"]
     if labeled:
-        ds = ds.map(lambda p, f, y: (read(p, f), y), num_parallel_calls=calls)
+        ds = ds.map(lambda p, f, j, r, o, y: (read(p, f, j, r, o), y), num_parallel_calls=calls)
         if on_error == "skip":
             ds = ds.filter(lambda x, y: tf.size(x) > 0)
         ds = ds.map(lambda x, y: (fix_shape(x), y))
