@@ -99,3 +99,20 @@ def test_explain_help_loads_no_tensorflow():
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "--out DIR" in proc.stdout
     assert proc.stdout.strip().splitlines()[-1] == "False False"
+
+
+def test_explain_a_saved_backbone_classifier(tmp_path, capsys):
+    """A .keras backbone classifier (backbone inside InferenceMode, resizing inside)."""
+    from keras_cnnkit.backbones import build_classifier
+
+    model = build_classifier(
+        "mobilenetv2", 2, input_shape=(None, None, 3), image_size=(64, 64), weights=None
+    )
+    path = tmp_path / "mobilenet.keras"
+    ckio.save(model, path, {"class_names": ["a", "b"]})
+    (image,) = _images(tmp_path / "in", n=1, size=(50, 40))
+    assert main(["explain", str(path), str(image), "--out", str(tmp_path / "out")]) == 0
+    line = capsys.readouterr().out.strip()
+    assert line.startswith(f"{image} -> ") and line.split("  class ")[1].split()[0] in {"a", "b"}
+    with Image.open(tmp_path / "out" / "img0.gradcam.png") as img:
+        assert img.size == (50, 40)  # the file's own size: the model resizes inside

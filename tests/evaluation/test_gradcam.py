@@ -120,6 +120,18 @@ def test_saturated_softmax_still_gives_a_map_and_the_model_is_unchanged():
     np.testing.assert_array_equal(cam.class_index, before.argmax(-1))
 
 
+def test_mixed_precision_model_gives_the_float32_map():
+    float32 = conv_stack(SMALL, input_shape=(16, 16, 1), num_classes=3)
+    mixed = conv_stack(SMALL, input_shape=(16, 16, 1), num_classes=3, dtype="mixed_bfloat16")
+    mixed.set_weights(float32.get_weights())
+    x = _blob_images(3)
+    expected = grad_cam(float32, x, class_index=[0, 1, 2])
+    cam = grad_cam(mixed, x, class_index=[0, 1, 2])
+    assert cam.heatmaps.dtype == np.float32
+    np.testing.assert_allclose(cam.coarse, expected.coarse, atol=0.1)
+    np.testing.assert_allclose(cam.scores, expected.scores, rtol=0.05, atol=0.05)
+
+
 def test_result_shapes_overlays_and_png_files(tmp_path):
     model = conv_stack(SMALL, input_shape=(16, 16, 3), num_classes=4)
     x = _blob_images(3, channels=3)
