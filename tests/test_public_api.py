@@ -23,6 +23,7 @@ SNAPSHOT = pathlib.Path(__file__).with_name("public_api.txt")
 MODULES = [
     "keras_cnnkit",
     "keras_cnnkit.backbones",
+    "keras_cnnkit.data",
     "keras_cnnkit.datasets",
     "keras_cnnkit.errors",
     "keras_cnnkit.evaluation",
