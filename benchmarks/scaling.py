@@ -17,7 +17,7 @@ Rows, all measured in one run of this script:
 
 The library's rows build, compile and feed the model the way
 :func:`keras_cnnkit.training.train` does (``plan_distribution``, ``build_recipe`` and
-``compile_recipe`` in the plan's scope, ``train_dataset``, ``process_shard``) and then
+``TrainingRecipe.compile`` in the plan's scope, ``training_data``, ``process_shard``) and then
 call ``fit``; the plain rows use the same recipe and data without a plan. Each process
 trains one warm-up epoch (tracing and compiling) and then timed epochs of the same
 number of steps; a round's figure is its fastest timed epoch. Rounds run every variant in
@@ -194,8 +194,7 @@ def worker(spec: dict, args: argparse.Namespace) -> None:
 
     import keras
 
-    from keras_cnnkit.training._build import build_recipe, compile_recipe
-    from keras_cnnkit.training._data import train_dataset
+    from keras_cnnkit.training._build import build_recipe, resolve_config
     from keras_cnnkit.training.config import RunConfig
     from keras_cnnkit.training.distribute import plan_distribution, process_shard
 
@@ -217,6 +216,7 @@ def worker(spec: dict, args: argparse.Namespace) -> None:
             "output": {"dir": "unused"},
         }
     )
+    cfg = resolve_config(cfg)  # the recipe's own defaults, as train() takes them
     # Before anything else starts the backend (JAX: before any JAX call).
     plan = plan_distribution(cfg.distribution) if spec["distribution"] is not None else None
     rng = np.random.default_rng(0)
@@ -235,8 +235,8 @@ def worker(spec: dict, args: argparse.Namespace) -> None:
         scope = contextlib.nullcontext()
     with scope:
         recipe = build_recipe(cfg, (32, 32, 3), 10)
-        compile_recipe(recipe, cfg, n, 10)
-    ds = train_dataset(recipe, x, y, shuffle=False).repeat()
+        recipe.compile(n)
+    ds = recipe.training_data((x, y), shuffle=False).repeat()
     if plan is not None and plan.num_processes > 1:
         ds = process_shard(ds, batch, plan.num_processes, plan.process_id)
 

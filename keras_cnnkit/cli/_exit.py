@@ -29,6 +29,13 @@ USAGE = 2
 #: Exit code after Ctrl-C.
 INTERRUPTED = 130
 
+#: Library arguments named in error messages, and the flags a command-line user typed.
+FLAG_WORDS = {
+    "overwrite=True": "--overwrite",
+    "verify=False": "--no-verify",
+    "safe_mode=False": "--unsafe",
+}
+
 
 def exit_code(exc: BaseException) -> int:
     """The exit code for an error: 2 for a user's mistake, 1 for a failure, 130 for Ctrl-C.
@@ -63,5 +70,7 @@ def report(command: str, exc: BaseException, *, debug: bool = False) -> int:
     if debug:
         traceback.print_exception(exc)
     text = str(exc) if isinstance(exc, CnnkitError) else f"{type(exc).__name__}: {exc}"
+    for argument, flag in FLAG_WORDS.items():
+        text = text.replace(argument, flag)
     print(f"cnnkit {command}: error: {text}", file=sys.stderr)
     return exit_code(exc)

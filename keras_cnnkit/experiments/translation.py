@@ -11,6 +11,7 @@ import time
 import keras
 import numpy as np
 
+from keras_cnnkit import io as ckio
 from keras_cnnkit.datasets.digits import load_digits_canvas
 from keras_cnnkit.errors import MissingDependencyError
 from keras_cnnkit.evaluation import plot_shift_gradcam
@@ -20,9 +21,10 @@ from keras_cnnkit.evaluation.shift import (
     shift_robustness,
     summary_table,
 )
+from keras_cnnkit.io import _files
 from keras_cnnkit.layers import ClassifierHead, Normalize
 from keras_cnnkit.models.conv_stack import conv_stack
-from keras_cnnkit.training.losses import SparseCategoricalCrossentropy
+from keras_cnnkit.training.recipe import TrainingRecipe
 
 logger = logging.getLogger("keras_cnnkit")
 
@@ -72,18 +74,19 @@ def _dense(input_shape) -> keras.Model:
 
 
 def _train(model, x, y, epochs, augment=None, seed=0, batch_size=64):
-    import tensorflow as tf
-
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(batch_size)
-    if augment is not None:
-        ds = ds.map(lambda a, b: (augment(tf.cast(a, tf.float32), training=True), b))
-    model.compile(
-        optimizer=keras.optimizers.Adam(2e-3),
-        loss=SparseCategoricalCrossentropy(),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    recipe = TrainingRecipe(
+        name=model.name,
+        model=model,
+        make_optimizer=keras.optimizers.Adam,
+        make_schedule=lambda _total_steps: 2e-3,
+        epochs=epochs,
+        batch_size=batch_size,
+        augmentation=[augment] if augment is not None else (),
+        seed=seed,
+        jit_compile="auto",
     )
     start = time.perf_counter()
-    model.fit(ds.prefetch(2), epochs=epochs, verbose=0, shuffle=False)
+    recipe.fit(x, y, verbose=0)
     return time.perf_counter() - start
 
 
@@ -150,8 +153,8 @@ def run_translation_experiment(
     best = max(results, key=lambda n: results[n].shifted_mean)
     model = models[best][0]
     model_path = output_dir / "best_model.keras"
-    model.save(model_path)
-    reloaded = keras.saving.load_model(model_path)
+    ckio.save(model, model_path, {"class_names": [str(d) for d in range(10)]}, overwrite=True)
+    reloaded, _ = ckio.load(model_path)
     reload_identical = bool(
         np.array_equal(
             model.predict(data.x_test, verbose=0), reloaded.predict(data.x_test, verbose=0)
@@ -172,7 +175,8 @@ def run_translation_experiment(
         output_dir / "gradcam_shifts.png",
         shifts=[(-max_shift, -max_shift), (0, 0), (max_shift, 0), (max_shift, max_shift)],
     )
-    (output_dir / "results.json").write_text(
+    _files.write_text(
+        output_dir / "results.json",
         json.dumps(
             {
                 "models": {
@@ -191,6 +195,6 @@ def run_translation_experiment(
                 "shifts": shifts,
             },
             indent=2,
-        )
+        ),
     )
     return TranslationResult(results, best, model_path, reload_identical, heatmap, seconds, gradcam)

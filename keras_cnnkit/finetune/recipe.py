@@ -10,6 +10,7 @@ import keras
 from keras_cnnkit.errors import SpecError
 from keras_cnnkit.finetune.freezing import freeze, unfreeze
 from keras_cnnkit.finetune.lr_multipliers import stage_lr_multipliers, with_lr_multipliers
+from keras_cnnkit.training.recipe import TrainingRecipe
 
 
 class FineTuneHistories(NamedTuple):
@@ -79,7 +80,8 @@ def fine_tune(
         compile_kwargs: Other ``compile`` arguments of both phases
             (``run_eagerly``, ``jit_compile``...).
         verbose: Verbosity of ``fit``.
-        **fit_kwargs: Other ``fit`` arguments (``batch_size``...).
+        **fit_kwargs: ``batch_size`` for array data (32 by default). Both phases train
+            through :meth:`keras_cnnkit.training.TrainingRecipe.fit`.
 
     Returns:
         The histories of both phases (``full`` is ``None`` when ``epochs=0``).
@@ -103,20 +105,33 @@ def fine_tune(
         raise SpecError(
             f"learning rates must be positive, got base_lr={base_lr}, head_lr={head_lr}"
         )
-    if isinstance(train, tuple) and len(train) == 2:
-        x, y = train
-        fit_kwargs = {"x": x, "y": y, **fit_kwargs}
-    else:
-        fit_kwargs = {"x": train, **fit_kwargs}
-    callbacks = list(callbacks)
+    batch_size = int(fit_kwargs.pop("batch_size", 32))
+    if fit_kwargs:
+        raise SpecError(
+            f"fine_tune does not take {sorted(fit_kwargs)}; it trains through "
+            "TrainingRecipe.fit (batch_size is the only other fit argument)"
+        )
+
     compile_kwargs = dict(compile_kwargs or {})
+    jit_compile = compile_kwargs.pop("jit_compile", "auto")
+
+    def phase(name: str, opt, phase_epochs: int) -> TrainingRecipe:
+        return TrainingRecipe(
+            name=name,
+            model=model,
+            make_optimizer=lambda _schedule: opt,
+            make_schedule=lambda _total: None,
+            epochs=phase_epochs,
+            batch_size=batch_size,
+            loss=loss,
+            metrics=list(metrics),
+            compile_kwargs=compile_kwargs,
+            jit_compile=jit_compile,
+        )
 
     freeze(model)
-    model.compile(
-        optimizer=_optimizer(optimizer, head_lr), loss=loss, metrics=list(metrics), **compile_kwargs
-    )
-    head = model.fit(
-        validation_data=val, epochs=head_epochs, callbacks=callbacks, verbose=verbose, **fit_kwargs
+    head = phase("fine_tune_head", _optimizer(optimizer, head_lr), head_epochs).fit(
+        train, validation_data=val, callbacks=callbacks, verbose=verbose
     )
     if epochs == 0:
         return FineTuneHistories(head, None)
@@ -125,13 +140,11 @@ def fine_tune(
     opt = _optimizer(optimizer, base_lr)
     if lr_mult is not None:
         opt = with_lr_multipliers(opt, stage_lr_multipliers(model, lr_mult))
-    model.compile(optimizer=opt, loss=loss, metrics=list(metrics), **compile_kwargs)
-    full = model.fit(
+    full = phase("fine_tune", opt, head_epochs + epochs).fit(
+        train,
         validation_data=val,
         initial_epoch=head_epochs,
-        epochs=head_epochs + epochs,
         callbacks=callbacks,
         verbose=verbose,
-        **fit_kwargs,
     )
     return FineTuneHistories(head, full)

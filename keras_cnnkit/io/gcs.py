@@ -39,6 +39,7 @@ from keras_cnnkit._version import __version__
 from keras_cnnkit.errors import DataError, IntegrityError, StorageError
 from keras_cnnkit.io import _files
 from keras_cnnkit.io._progress import ProgressCallback, make_callback
+from keras_cnnkit.io.metadata import SIDECAR_SUFFIX, sidecar_path
 
 logger = logging.getLogger(__name__)
 
@@ -156,9 +157,12 @@ def upload(
     """Upload a file or a folder to Google Cloud Storage, verified by crc32c.
 
     A file goes to ``uri`` itself, or to ``uri + file name`` when ``uri`` ends with
-    ``/``. A folder goes under the prefix ``uri/``, file by file, followed by a
-    manifest object (``.keras_cnnkit-manifest.json``) listing every file and its
-    checksum; :func:`download` requires it.
+    ``/``; a model file's metadata (``<file>.json``, written by
+    :func:`keras_cnnkit.io.save`) goes with it, as one unit: after any interruption
+    the object in place still matches its metadata object. A folder goes under the
+    prefix ``uri/``, file by file, followed by a manifest object
+    (``.keras_cnnkit-manifest.json``) listing every file and its checksum;
+    :func:`download` requires it.
 
     Args:
         source: Local file or folder.
@@ -207,8 +211,9 @@ def upload(
             result_uri = f"gs://{bucket_name}/{name}"
             size = source.stat().st_size
             callback = make_callback(progress, result_uri)
-            entry = _upload_file(client, opts, bucket, source, name, overwrite, callback, size)
-            files = [entry]
+            files = _upload_with_metadata(
+                client, opts, bucket, source, name, overwrite, callback, size
+            )
     total = sum(f["size"] for f in files)
     return TransferResult(result_uri, source, files, total, time.monotonic() - start)
 
@@ -224,11 +229,12 @@ def download(
     """Download an object or an uploaded folder, verified by crc32c.
 
     If ``uri`` names an object, it is downloaded to ``dest`` (or into ``dest`` when
-    that is an existing folder). Otherwise ``uri`` must be a folder written by
-    :func:`upload`: its manifest is read and every file listed is downloaded and
-    checked against it. A prefix holding objects but no manifest is refused, as its
-    upload did not finish. Data goes to a temporary name beside ``dest`` and is
-    renamed into place only after every check passed.
+    that is an existing folder), with its metadata object (``<uri>.json``) when it
+    has one. Missing parent folders of ``dest`` are created. Otherwise ``uri`` must
+    be a folder written by :func:`upload`: its manifest is read and every file
+    listed is downloaded and checked against it. A prefix holding objects but no
+    manifest is refused, as its upload did not finish. Data goes to a temporary name
+    beside ``dest`` and is renamed into place only after every check passed.
 
     Args:
         uri: Source ``gs://bucket/name``.
@@ -265,8 +271,9 @@ def download(
             if dest.is_dir():
                 dest = dest / name.rsplit("/", 1)[-1]
             _files.check_writable(dest, overwrite)
+            metadata = _read_metadata_object(client, opts, bucket, name)
             callback = make_callback(progress, str(dest))
-            files = [_download_file(client, opts, blob, dest, callback, blob.size)]
+            files = [_download_file(client, opts, blob, dest, callback, blob.size, metadata)]
         else:
             files = _download_folder(
                 client, opts, bucket, name.rstrip("/"), dest, overwrite, progress, uri
@@ -579,7 +586,7 @@ def _upload_file(
         generation = existing.generation if existing is not None else 0
         blob = bucket.blob(name, chunk_size=int(opts.chunk_size))
         with open(source, "rb") as raw:
-            reader = _HashingReader(raw, size, callback)
+            reader = _HashingReader(raw, size, _held_back(callback, size))
             blob.upload_from_file(
                 reader,
                 size=size,
@@ -591,8 +598,6 @@ def _upload_file(
             )
         if reader.hashed != size:
             raise StorageError(f"{str(source)!r} changed size while it was uploaded")
-        if size == 0 and callback is not None:
-            callback(0, 0)
         local_crc = _b64(reader.checksum)
         if blob.crc32c != local_crc or blob.size is None or int(blob.size) != size:
             with contextlib.suppress(Exception):
@@ -602,18 +607,30 @@ def _upload_file(
                 f"{blob.crc32c} and size {blob.size}, the file has {local_crc} and {size}; "
                 "the object was deleted"
             )
+        if callback is not None:  # 100 % only once the server confirmed the object
+            callback(size, size)
     logger.info("uploaded %s (%d bytes, crc32c %s)", uri, size, local_crc)
     return {"path": name, "size": size, "crc32c": local_crc}
 
 
-def _download_file(client, opts, blob, dest: pathlib.Path, callback, size: int) -> dict:
+def _download_file(
+    client, opts, blob, dest: pathlib.Path, callback, size: int, metadata: dict | None = None
+) -> dict:
+    """Download one object to ``dest`` (with its metadata file when ``metadata`` is given)."""
     uri = f"gs://{blob.bucket.name}/{blob.name}"
     expected = blob.crc32c
     if not expected:
         raise IntegrityError(f"{uri!r}: the server reports no crc32c, so it cannot be verified")
-    with _errors("downloading", uri, client, opts), _files.atomic_path(dest) as tmp:
+    if metadata is not None:
+        target = _files.atomic_pair(dest, sidecar_path(dest))
+    else:
+        target = _files.atomic_path(dest)
+    with _errors("downloading", uri, client, opts), target as pending:
+        tmp = pending.tmp if metadata is not None else pending
+        if metadata is not None:
+            pending.metadata = metadata
         with open(tmp, "wb") as raw:
-            writer = _HashingWriter(raw, size, callback)
+            writer = _HashingWriter(raw, size, _held_back(callback, size))
             # The crc32c is checked here, against the metadata of exactly this
             # generation, rather than a second time inside the client library.
             blob.download_to_file(
@@ -630,8 +647,80 @@ def _download_file(client, opts, blob, dest: pathlib.Path, callback, size: int) 
                 f"server reports ({writer.size} bytes with crc32c {got}; expected {size} bytes "
                 f"with crc32c {expected}); nothing was kept"
             )
+    if callback is not None:
+        callback(size, size)
     logger.info("downloaded %s to %s (%d bytes)", uri, dest, size)
     return {"path": blob.name, "size": size, "crc32c": expected}
+
+
+def _held_back(callback, size: int):
+    """Report progress short of 100 % (the caller reports 100 % once the data is checked)."""
+    if callback is None:
+        return None
+    return lambda done, total: callback(min(done, max(size - 1, 0)), total)
+
+
+def _upload_with_metadata(
+    client, opts, bucket, source: pathlib.Path, name: str, overwrite: bool, callback, size: int
+) -> list[dict]:
+    """Upload a file, and its metadata file (``<file>.json``) as one unit when it has one.
+
+    When an older metadata object exists, the new metadata goes up first holding the
+    older under ``"replaces"``, then the file, then the metadata again without it: the
+    object in place always matches the metadata object or the metadata it replaces.
+    """
+    side = sidecar_path(source)
+    if not side.is_file() or source.name.endswith(SIDECAR_SUFFIX):
+        return [_upload_file(client, opts, bucket, source, name, overwrite, callback, size)]
+    side_name = name + SIDECAR_SUFFIX
+    uri = f"gs://{bucket.name}/{name}"
+    final = json.loads(side.read_text(encoding="utf-8"))
+    final["replaces"] = None
+    retry = _retry(opts)
+    with _errors("uploading to", uri, client, opts):
+        if not overwrite:
+            for existing in (name, side_name):
+                if bucket.get_blob(existing, timeout=opts.timeout, retry=retry) is not None:
+                    raise StorageError(
+                        f"'gs://{bucket.name}/{existing}' already exists; pass overwrite=True "
+                        "to replace it"
+                    )
+        previous = _read_metadata_object(client, opts, bucket, name)
+        if previous is not None:
+            previous.pop("replaces", None)
+            _put_json(opts, bucket, side_name, {**final, "replaces": previous})
+    entry = _upload_file(client, opts, bucket, source, name, overwrite, callback, size)
+    with _errors("uploading to", uri, client, opts):
+        _put_json(opts, bucket, side_name, final)
+    side_size = side.stat().st_size
+    return [entry, {"path": side_name, "size": side_size, "crc32c": ""}]
+
+
+def _put_json(opts, bucket, name: str, data: dict) -> None:
+    bucket.blob(name).upload_from_string(
+        json.dumps(data, indent=2, sort_keys=True) + "\n",
+        content_type="application/json",
+        checksum="crc32c",
+        timeout=opts.timeout,
+        retry=_retry(opts),
+    )
+
+
+def _read_metadata_object(client, opts, bucket, name: str) -> dict | None:
+    """The metadata object beside ``name`` (``<name>.json``) as a dict, or ``None``."""
+    if name.endswith(SIDECAR_SUFFIX):
+        return None
+    side_name = name + SIDECAR_SUFFIX
+    with _errors("reading", f"gs://{bucket.name}/{side_name}", client, opts):
+        blob = bucket.get_blob(side_name, timeout=opts.timeout, retry=_retry(opts))
+        if blob is None:
+            return None
+        data = blob.download_as_bytes(checksum="crc32c", timeout=opts.timeout, retry=_retry(opts))
+    try:
+        parsed = json.loads(data)
+    except ValueError:
+        return None
+    return parsed if isinstance(parsed, dict) else None
 
 
 def _folder_files(source: pathlib.Path) -> list[tuple[pathlib.Path, str]]:

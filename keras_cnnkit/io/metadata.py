@@ -52,6 +52,9 @@ class ModelMetadata:
         size: Size of the saved file in bytes.
         format: ``"keras"``, ``"weights"``, ``"savedmodel"`` or ``"tflite"``.
         created: UTC time of saving, ISO 8601.
+        replaces: Only while a save replaces an older file: the older file's metadata
+            (with its ``sha256``), so that whichever file a kill leaves in place still
+            matches its metadata. ``None`` once the save is complete.
 
     Example:
         >>> meta = ModelMetadata(class_names=["cat", "dog"])
@@ -70,6 +73,7 @@ class ModelMetadata:
     size: int | None = None
     format: str | None = None
     created: str | None = None
+    replaces: dict | None = None
     input_preprocessing: dict | None = None
 
     def to_dict(self) -> dict:
@@ -115,8 +119,10 @@ class ModelMetadata:
         return json.dumps(self.to_dict(), indent=2, sort_keys=True)
 
     def write(self, path: str | os.PathLike) -> None:
-        """Write the metadata as JSON to ``path`` (not atomically; callers stage it)."""
-        pathlib.Path(path).write_text(self.to_json() + "\n", encoding="utf-8")
+        """Write the metadata as JSON to ``path``, atomically."""
+        from keras_cnnkit.io import _files
+
+        _files.write_text(path, self.to_json() + "\n")
 
     @classmethod
     def read(cls, path: str | os.PathLike) -> ModelMetadata:

@@ -88,7 +88,8 @@ def save(
     path = pathlib.Path(path)
     _files.check_writable(path, overwrite)
     meta = build_metadata(model, metadata, "keras")
-    with _files.atomic_path(path, KERAS_SUFFIX) as tmp:
+    with _files.atomic_pair(path, sidecar_path(path), KERAS_SUFFIX) as pending:
+        tmp = pending.tmp
         try:
             model.save(tmp)
         except (ValueError, TypeError, NotImplementedError) as exc:
@@ -96,7 +97,7 @@ def save(
         _portable.make_portable(tmp)
         with zipfile.ZipFile(tmp, "a") as archive:
             archive.writestr(ARCHIVE_ENTRY, meta.to_json())
-        _write_sidecar(meta, tmp, path)
+        pending.metadata = _checksummed(meta, tmp)
     return meta
 
 
@@ -144,6 +145,7 @@ def load(
     meta = _read_checked_metadata(path, verify)
     if meta is None:
         meta = _archive_metadata(path)
+    _register_all()
     try:
         model = keras.saving.load_model(path, compile=compile, safe_mode=safe_mode)
     except ValueError as exc:
@@ -192,14 +194,14 @@ def save_weights(
     path = pathlib.Path(path)
     _files.check_writable(path, overwrite)
     meta = build_metadata(model, metadata, "weights")
-    with _files.atomic_path(path, WEIGHTS_SUFFIX) as tmp:
+    with _files.atomic_pair(path, sidecar_path(path), WEIGHTS_SUFFIX) as pending:
         try:
-            model.save_weights(tmp)
+            model.save_weights(pending.tmp)
         except (ValueError, TypeError) as exc:
             raise StorageError(
                 f"cannot save weights of {model.name!r} to {str(path)!r}: {exc}"
             ) from exc
-        _write_sidecar(meta, tmp, path)
+        pending.metadata = _checksummed(meta, pending.tmp)
     return meta
 
 
@@ -245,18 +247,23 @@ def load_weights(
     return meta
 
 
+def _register_all() -> None:
+    """Import every keras_cnnkit package, so each class a saved model names is registered."""
+    import keras_cnnkit
+
+    keras_cnnkit._load_all()
+
+
 def _check_suffix(path, suffix: str) -> None:
     if not str(path).endswith(suffix):
         raise StorageError(f"path must end with {suffix!r}, got {str(path)!r}")
 
 
-def _write_sidecar(meta: ModelMetadata, written: pathlib.Path, path: pathlib.Path) -> None:
-    """Record the checksum of ``written`` and write ``<path>.json`` atomically."""
+def _checksummed(meta: ModelMetadata, written: pathlib.Path) -> dict:
+    """Record the checksum and size of ``written`` in ``meta``; the metadata as a dict."""
     meta.sha256 = _files.sha256_file(written)
     meta.size = written.stat().st_size
-    side = sidecar_path(path)
-    with _files.atomic_path(side) as tmp:
-        meta.write(tmp)
+    return meta.to_dict()
 
 
 def _read_checked_metadata(path: pathlib.Path, verify: bool) -> ModelMetadata | None:
@@ -272,9 +279,14 @@ def _read_checked_metadata(path: pathlib.Path, verify: bool) -> ModelMetadata | 
             )
         return None
     meta = ModelMetadata.read(side)
-    if verify:
+    if verify or meta.replaces:
         actual = _files.sha256_file(path)
-        if meta.sha256 != actual:
+        if meta.sha256 == actual:
+            meta.replaces = None
+        elif meta.replaces and meta.replaces.get("sha256") == actual:
+            # A save that replaces this file was interrupted before its rename.
+            return ModelMetadata.from_dict(meta.replaces)
+        elif verify:
             raise IntegrityError(
                 f"{str(path)!r} is corrupted or was replaced: its sha256 is {actual}, but "
                 f"{side.name!r} records {meta.sha256}"
@@ -301,12 +313,8 @@ def _save_to_gcs(save_fn, model, uri: str, metadata, overwrite: bool, gcs) -> Mo
     with _files.scratch_dir() as scratch:
         local = scratch / name
         meta = save_fn(model, local, metadata, overwrite=True)
-        # The model first, its metadata (and checksum) last: a reader never takes a
-        # partial save for a complete one.
+        # The file and its metadata go up as one unit (see keras_cnnkit.io.upload).
         gcs_mod.upload(local, uri, overwrite=overwrite, progress=False, gcs=gcs)
-        gcs_mod.upload(
-            sidecar_path(local), uri + ".json", overwrite=overwrite, progress=False, gcs=gcs
-        )
     return meta
 
 
@@ -315,14 +323,11 @@ def _download_for_load(uri: str, scratch: pathlib.Path, verify: bool, gcs) -> pa
 
     name = uri.rstrip("/").rsplit("/", 1)[-1]
     local = scratch / name
-    side_uri = uri + ".json"
-    if gcs_mod.exists(side_uri, gcs=gcs):
-        gcs_mod.download(side_uri, sidecar_path(local), progress=False, gcs=gcs)
-    elif verify:
+    gcs_mod.download(uri, local, progress=False, gcs=gcs)  # brings <uri>.json along
+    if verify and not sidecar_path(local).is_file():
         raise StorageError(
-            f"no metadata object {side_uri!r} beside {uri!r}, so its checksum cannot be "
+            f"no metadata object {uri + '.json'!r} beside {uri!r}, so its checksum cannot be "
             "verified (it was not saved by keras_cnnkit.io, or its upload did not finish); "
             "pass verify=False to load it anyway"
         )
-    gcs_mod.download(uri, local, progress=False, gcs=gcs)
     return local

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 
@@ -14,10 +15,61 @@ from keras_cnnkit.training.recipe import TrainingRecipe
 logger = logging.getLogger("keras_cnnkit")
 
 
-def build_recipe(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -> TrainingRecipe:
-    """Build the model and its training recipe from a configuration.
+#: What each named recipe chooses for the training keys a configuration leaves unset.
+#: The numbers that are arguments of the recipe function come from its signature.
+_RECIPE_CHOICES = {
+    "cifar10_fast": {"optimizer": "sgd", "momentum": 0.9, "schedule": "warmup_cosine"},
+    "cifar10_classic": {"optimizer": "rmsprop", "learning_rate": 1e-4},
+}
+_RECIPE_ARGUMENTS = ("epochs", "batch_size", "label_smoothing", "weight_decay", "warmup_fraction")
 
-    Call it inside the distribution plan's scope.
+
+def _recipe_function(name: str):
+    from keras_cnnkit.training import cifar10
+
+    return {
+        "cifar10_fast": cifar10.cifar10_fast_recipe,
+        "cifar10_classic": cifar10.cifar10_classic_recipe,
+    }[name]
+
+
+def resolve_config(cfg: RunConfig) -> RunConfig:
+    """Fill the training keys a configuration left unset with its named recipe's choices.
+
+    A run naming ``model.recipe`` trains with the recipe's own batch size, epochs,
+    optimizer, schedule, weight decay and label smoothing, except where the
+    configuration sets them; the result holds the values the run uses, so its
+    ``to_toml`` reproduces the run.
+
+    Args:
+        cfg: The configuration as read.
+
+    Returns:
+        The resolved configuration (``cfg`` itself without a named recipe).
+    """
+    name = cfg.model["recipe"]
+    if not name:
+        return cfg
+    import inspect
+
+    parameters = inspect.signature(_recipe_function(name)).parameters
+    choices = {k: parameters[k].default for k in _RECIPE_ARGUMENTS if k in parameters}
+    choices.update(_RECIPE_CHOICES[name])
+    training = dict(cfg.training)
+    for key, value in choices.items():
+        if not cfg.is_set(f"training.{key}"):
+            training[key] = value
+    if name == "cifar10_fast" and not cfg.is_set("training.learning_rate"):
+        training["learning_rate"] = 0.4 * training["batch_size"] / 512  # linear scaling
+    given = cfg.given | {f"training.{k}" for k in training if training[k] != cfg.training[k]}
+    return dataclasses.replace(cfg, training=training, given=frozenset(given))
+
+
+def build_recipe(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -> TrainingRecipe:
+    """Build the model and its training recipe from a resolved configuration.
+
+    Call it inside the distribution plan's scope, with the configuration from
+    :func:`resolve_config`.
 
     Args:
         cfg: The run configuration.
@@ -31,11 +83,7 @@ def build_recipe(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -
         ConfigError: If the model section cannot be built.
     """
     from keras_cnnkit.hardware import resolve_precision
-    from keras_cnnkit.training.cifar10 import (
-        cifar10_classic_recipe,
-        cifar10_fast_recipe,
-        flip_translate,
-    )
+    from keras_cnnkit.training.cifar10 import flip_translate
 
     m, t = cfg.model, cfg.training
     precision = resolve_precision(t["precision"])
@@ -48,12 +96,17 @@ def build_recipe(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -
         "seed": t["seed"],
     }
     if m["recipe"] == "cifar10_fast":
-        extra = {"width": m["width"], "label_smoothing": t["label_smoothing"] or 0.2}
-        if t["learning_rate"] and not t["schedule"]:
-            extra["peak_learning_rate"] = t["learning_rate"]
-        recipe = cifar10_fast_recipe(**common, **extra)
+        recipe = _recipe_function("cifar10_fast")(
+            **common,
+            width=m["width"],
+            peak_learning_rate=t["learning_rate"],
+            warmup_fraction=t["warmup_fraction"],
+            weight_decay=t["weight_decay"],
+            label_smoothing=t["label_smoothing"],
+        )
     elif m["recipe"] == "cifar10_classic":
-        recipe = cifar10_classic_recipe(**common)
+        recipe = _recipe_function("cifar10_classic")(**common)
+        recipe.label_smoothing = t["label_smoothing"]
     else:
         if m["spec"]:
             from keras_cnnkit.models import conv_stack
@@ -78,52 +131,20 @@ def build_recipe(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -
             seed=t["seed"],
         )
     if m["recipe"]:
-        if t["optimizer"]:
-            recipe.make_optimizer = _optimizer_factory(t["optimizer"], t)
-        if t["schedule"] or (t["learning_rate"] and m["recipe"] != "cifar10_fast"):
+        own = _RECIPE_CHOICES[m["recipe"]]
+        if t["optimizer"] != own["optimizer"] or t["momentum"] != own.get("momentum", 0.9):
+            recipe.make_optimizer = _optimizer_factory(t["optimizer"] or "adam", t)
+        elif m["recipe"] == "cifar10_classic" and t["weight_decay"]:
+            recipe.make_optimizer = _optimizer_factory("rmsprop", t)
+        if t["schedule"] != own.get("schedule", "") or (
+            m["recipe"] == "cifar10_classic" and t["learning_rate"] != own["learning_rate"]
+        ):
             recipe.make_schedule = _schedule_factory(t["schedule"] or "constant", t)
     if not t["augment"]:
         recipe.augmentation = ()
+    recipe.top_k = t["top_k"]
+    recipe.jit_compile = None if t["jit_compile"] == "auto" else t["jit_compile"]
     return recipe
-
-
-def compile_recipe(
-    recipe: TrainingRecipe, cfg: RunConfig, num_examples: int, num_classes: int
-) -> keras.Model:
-    """Compile the recipe's model with its optimizer, schedule, loss and metrics.
-
-    Args:
-        recipe: The recipe from :func:`build_recipe`.
-        cfg: The run configuration (``jit_compile``, ``top_k``).
-        num_examples: Training-set size (the schedule's length).
-        num_classes: Number of classes.
-
-    Returns:
-        The compiled model.
-    """
-    from keras_cnnkit.hardware import detect_hardware
-    from keras_cnnkit.training.losses import SparseCategoricalCrossentropy
-
-    t = cfg.training
-    total = recipe.steps_per_epoch(num_examples) * t["epochs"]
-    optimizer = recipe.make_optimizer(recipe.make_schedule(total))
-    if recipe.precision == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    jit = t["jit_compile"]
-    if jit == "auto":
-        info = detect_hardware()
-        jit = False if (info.backend == "tensorflow" and info.device == "cpu") else "auto"
-    metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
-    k = t["top_k"]
-    if 1 < k < num_classes:
-        metrics.append(keras.metrics.SparseTopKCategoricalAccuracy(k=k, name=f"top{k}_accuracy"))
-    recipe.model.compile(
-        optimizer=optimizer,
-        loss=SparseCategoricalCrossentropy(label_smoothing=recipe.label_smoothing),
-        metrics=metrics,
-        jit_compile=jit,
-    )
-    return recipe.model
 
 
 def _backbone_model(m: Mapping, input_shape, num_classes: int, precision: str) -> keras.Model:

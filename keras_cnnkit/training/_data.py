@@ -11,7 +11,6 @@ from typing import Any
 import numpy as np
 
 from keras_cnnkit.errors import DataError
-from keras_cnnkit.training.recipe import TrainingRecipe
 
 logger = logging.getLogger("keras_cnnkit")
 
@@ -44,24 +43,16 @@ class TrainData:
     shuffle: bool = True
     input_preprocessing: dict | None = None
 
-    def datasets(self, recipe: TrainingRecipe):
-        """``(train, validation)`` datasets of global batches (validation may be ``None``).
+    def sources(self) -> tuple:
+        """``(train, validation)`` as :meth:`TrainingRecipe.fit` takes them.
 
-        Args:
-            recipe: Supplies the batch size, the seed and the training augmentation.
-
-        Returns:
-            The two datasets.
+        Arrays give ``(x, y)`` tuples, folders their streaming datasets; the validation
+        source is ``None`` when there is no validation data.
         """
         if self.arrays is not None:
             x, y, x_val, y_val = self.arrays
-            train_ds = train_dataset(recipe, x, y, shuffle=self.shuffle)
-            val_ds = None
-            if x_val is not None:
-                val_ds = recipe.dataset(x_val, y_val, batch_size=max(recipe.batch_size, 256))
-            return train_ds, val_ds
-        train_ds, val_ds = self.streams
-        return _augmented(train_ds, recipe.augmentation), val_ds
+            return (x, y), ((x_val, y_val) if x_val is not None else None)
+        return self.streams
 
 
 def load_data(
@@ -228,39 +219,6 @@ def _first_image_size(root: pathlib.Path) -> tuple[int, int]:
         except ImageDecodeError:
             continue
     raise DataError(f"data.train: no readable images under {root}")
-
-
-def _augmented(ds, augmentation):
-    if not augmentation:
-        return ds
-    import tensorflow as tf
-
-    layers = list(augmentation)
-
-    def augment(images, labels):
-        images = tf.cast(images, tf.float32)
-        for layer in layers:
-            images = layer(images, training=True)
-        return images, labels
-
-    return ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
-
-
-def train_dataset(recipe: TrainingRecipe, x, y, *, shuffle: bool = True):
-    """The training ``tf.data.Dataset``: global batches, augmented, shuffled unless asked not to.
-
-    Args:
-        recipe: The recipe (batch size, augmentation, seed).
-        x: Training images.
-        y: Training labels.
-        shuffle: Shuffle every epoch with the recipe's seed.
-
-    Returns:
-        The dataset of ``(images, labels)`` batches.
-    """
-    if shuffle:
-        return recipe.dataset(x, y, training=True)
-    return _augmented(recipe.dataset(x, y), recipe.augmentation)
 
 
 def _load_shards(config: Mapping, batch_size: int, seed: int, shuffle: bool) -> TrainData:

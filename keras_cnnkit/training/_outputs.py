@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io as _stdio
+import json
 import logging
 import os
 import pathlib
@@ -21,6 +22,9 @@ from keras_cnnkit.training import resume
 logger = logging.getLogger("keras_cnnkit")
 
 #: Files a run writes in its output location.
+#: The best model of an epoch whose training state is not yet saved (in the state folder).
+PENDING_BEST = "best.pending.keras"
+
 OUTPUT_FILES = {
     "model": "model.keras",
     "best_model": "best.keras",
@@ -105,6 +109,7 @@ class RunOutput:
         if not self.chief:  # other processes keep their training state apart, locally
             self.checkpoint_dir = cache / key / f"process-{process_id}"
         self.written: dict[str, str] = {}
+        self._state_saved = False  # a training state was written in this session
         self._slot: str | None = None  # the remote slot holding the newest state
 
     def uri(self, name: str) -> str:
@@ -190,6 +195,63 @@ class RunOutput:
             gcs.delete(self._slot_uri(slot), folder=True)
         self._slot = None
 
+    def stage_best(self, model: keras.Model, metadata: dict) -> None:
+        """Save a new best model beside the training state, not yet as ``best.keras``.
+
+        It becomes ``best.keras`` in :meth:`commit_best` once the training state of its
+        epoch is saved; a kill before that discards it with its epoch, which is trained
+        again.
+        """
+        from keras_cnnkit import io as ckio
+
+        if not self.chief:  # saving runs collectives: every process saves
+            with tempfile.TemporaryDirectory() as scratch:
+                ckio.save(model, pathlib.Path(scratch) / "model.keras", metadata)
+            return
+        ckio.save(model, self.checkpoint_dir / PENDING_BEST, metadata, overwrite=True)
+
+    def commit_best(self) -> None:
+        """Make the staged best model ``best.keras`` if the saved training state covers it.
+
+        A staged model of an epoch the training state does not cover (the run was
+        killed before it was saved) is dropped: that epoch is trained again.
+        """
+        if not self.chief:
+            return
+        from keras_cnnkit.io import _files
+        from keras_cnnkit.io.metadata import ModelMetadata, sidecar_path
+
+        pending = self.checkpoint_dir / PENDING_BEST
+        side = sidecar_path(pending)
+        if not (pending.is_file() and side.is_file()):
+            _files.remove(pending)
+            _files.remove(side)
+            return
+        epoch = (ModelMetadata.read(side).training or {}).get("epoch") or 0
+        if epoch > (resume.checkpoint_epoch(self.checkpoint_dir) or 0):
+            if self._state_saved:
+                return  # its state is not written yet: wait for it
+            logger.info("dropping the best model of epoch %d: that epoch is trained again", epoch)
+        else:
+            target = self.uri(OUTPUT_FILES["best_model"])
+            if self.remote:
+                from keras_cnnkit.io import gcs
+
+                gcs.upload(pending, target, overwrite=True, progress=False)
+            else:
+                with _files.atomic_pair(pathlib.Path(target), sidecar_path(target)) as unit:
+                    shutil.copyfile(pending, unit.tmp)
+                    unit.metadata = json.loads(side.read_text(encoding="utf-8"))
+            self.written["best_model"] = target
+        _files.remove(pending)
+        _files.remove(side)
+
+    def state_saved(self) -> None:
+        """After each training state written: copy it to the bucket, then commit the best."""
+        self._state_saved = True
+        self.mirror_state()
+        self.commit_best()
+
     def save_model(self, model: keras.Model, key: str, metadata: dict) -> None:
         from keras_cnnkit import io as ckio
 
@@ -205,11 +267,11 @@ class RunOutput:
         self.write_bytes(key, text.encode("utf-8"), name)
 
     def write_bytes(self, key: str, data: bytes, name: str | None = None) -> None:
+        from keras_cnnkit.io import _files
+
         name = name or OUTPUT_FILES[key]
         path = self.local / name
-        tmp = path.with_name(f".{name}.tmp")
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
+        _files.write_bytes(path, data)
         if self.remote:
             from keras_cnnkit.io import upload
 
@@ -217,6 +279,10 @@ class RunOutput:
         self.written[key] = self.uri(name)
 
     def finish(self) -> None:
-        """Drop the training state once every output is written."""
+        """Drop the training state and any temporary file once every output is written."""
+        from keras_cnnkit.io import _files
+
         shutil.rmtree(self.checkpoint_dir, ignore_errors=True)
         self._delete_remote_state()
+        if self.chief:
+            _files.remove_stale_temps_in(self.local)

@@ -16,7 +16,7 @@ import numpy as np
 
 from keras_cnnkit.errors import DataError
 from keras_cnnkit.training import resume
-from keras_cnnkit.training._build import build_recipe, compile_recipe
+from keras_cnnkit.training._build import build_recipe, resolve_config
 from keras_cnnkit.training._data import load_data
 from keras_cnnkit.training._outputs import RunOutput, history_csv, plot_history
 from keras_cnnkit.training.config import RunConfig, load_config
@@ -115,7 +115,7 @@ def train(
         >>> print(result.summary())  # doctest: +SKIP
     """
     start = time.perf_counter()
-    cfg = load_config(config, overrides)
+    cfg = resolve_config(load_config(config, overrides))
     plan = plan_distribution(cfg.distribution)
     try:
         return _run(cfg, plan, start, verbose)
@@ -127,6 +127,7 @@ def _run(cfg: RunConfig, plan, start: float, verbose) -> TrainResult:
     out = RunOutput(cfg.output["dir"], plan.process_id)
     out.prepare(cfg.output["overwrite"])
     out.restore_state()  # before anything reads the training state
+    out.commit_best()  # a best model staged before a kill: kept if its epoch was saved
     keras.utils.set_random_seed(cfg.training["seed"])
 
     t = cfg.training
@@ -137,7 +138,7 @@ def _run(cfg: RunConfig, plan, start: float, verbose) -> TrainResult:
 
     with plan.scope():
         recipe = build_recipe(cfg, input_shape, num_classes)
-        compile_recipe(recipe, cfg, data.num_train, num_classes)
+        recipe.compile(data.num_train)
     model = recipe.model
 
     def metadata(entry: dict | None) -> dict:
@@ -153,32 +154,44 @@ def _run(cfg: RunConfig, plan, start: float, verbose) -> TrainResult:
         }
 
     def save_best(m: keras.Model, entry: dict) -> None:
-        out.save_model(m, "best_model", metadata(entry))
+        out.stage_best(m, metadata(entry))  # best.keras once this epoch's state is saved
 
     # Every process keeps its own training state; saving runs collectives under a
     # multi-process distribution, so every process saves (only process 0 keeps the files).
     recorder = resume.RunRecorder(out.checkpoint_dir / resume.PARTIAL_HISTORY, monitor, save_best)
     every = t["checkpoint_every_steps"]
     backup = resume.TrainingBackup(
-        str(out.checkpoint_dir), save_freq=every or "epoch", on_save=out.mirror_state
+        str(out.checkpoint_dir), save_freq=every or "epoch", on_save=out.state_saved
     )
     initial = resume.checkpoint_epoch(out.checkpoint_dir) or 0
-    if initial:
+    if initial >= t["epochs"]:
+        logger.info(
+            "%s: all %d epochs were trained before the interruption; writing the outputs",
+            cfg.output["dir"],
+            t["epochs"],
+        )
+    elif initial:
         logger.info("resuming %s at epoch %d of %d", cfg.output["dir"], initial + 1, t["epochs"])
 
-    train_ds, val_ds = data.datasets(recipe)
-    if plan.num_processes > 1:
-        train_ds = process_shard(train_ds, t["batch_size"], plan.num_processes, plan.process_id)
-        if val_ds is not None:
-            val_ds = process_shard(val_ds, None, plan.num_processes, plan.process_id)
-    model.fit(
-        train_ds,
-        validation_data=val_ds,
+    def shard(ds, training: bool):
+        if plan.num_processes == 1:
+            return ds
+        batch = t["batch_size"] if training else None
+        return process_shard(ds, batch, plan.num_processes, plan.process_id)
+
+    train_source, val_source = data.sources()
+    recipe.fit(
+        train_source,
+        validation_data=val_source,
         epochs=t["epochs"],
         callbacks=[recorder, backup],
-        shuffle=False,  # the dataset shuffles itself, with the seed
         verbose=verbose,
+        shuffle=data.shuffle,
+        num_examples=data.num_train,
+        compile=False,  # compiled above, in the distribution's scope
+        transform=shard,
     )
+    out.commit_best()
     recorder.truncate(t["epochs"])
     history = recorder.entries
     if len(history) != t["epochs"] or [e["epoch"] for e in history] != list(

@@ -120,6 +120,8 @@ class RunConfig:
     training: dict
     distribution: dict
     output: dict
+    #: ``"section.key"`` of every value the configuration set (the rest are defaults).
+    given: frozenset = dataclasses.field(default=frozenset(), compare=False, repr=False)
 
     @classmethod
     def from_dict(cls, config: Mapping[str, Any]) -> RunConfig:
@@ -142,6 +144,7 @@ class RunConfig:
             if section not in SCHEMA:
                 raise ConfigError(_unknown(f"section [{section}]", section, SCHEMA))
         sections = {}
+        set_keys = set()
         for section, fields in SCHEMA.items():
             given = config.get(section, {})
             if not isinstance(given, Mapping):
@@ -151,10 +154,11 @@ class RunConfig:
                 if key not in fields:
                     raise ConfigError(_unknown(f"key {section}.{key}", key, fields))
                 values[key] = _check_type(section, key, value)
+                set_keys.add(f"{section}.{key}")
             for key, (_, default) in fields.items():
                 values.setdefault(key, copy.deepcopy(default))
             sections[section] = values
-        cfg = cls(**sections)
+        cfg = cls(**sections, given=frozenset(set_keys))
         cfg._check_values()
         return cfg
 
@@ -192,7 +196,19 @@ class RunConfig:
 
     def to_dict(self) -> dict[str, dict]:
         """The configuration as nested plain data."""
-        return {f.name: copy.deepcopy(getattr(self, f.name)) for f in dataclasses.fields(self)}
+        return {section: copy.deepcopy(getattr(self, section)) for section in SCHEMA}
+
+    def is_set(self, key: str) -> bool:
+        """Whether the configuration set ``key`` (``"section.key"``) instead of its default.
+
+        Example:
+            >>> cfg = RunConfig.from_dict({"data": {"train": "d.npz"},
+            ...                            "model": {"recipe": "cifar10_fast"},
+            ...                            "training": {"epochs": 3}, "output": {"dir": "run"}})
+            >>> cfg.is_set("training.epochs"), cfg.is_set("training.batch_size")
+            (True, False)
+        """
+        return key in self.given
 
     def to_toml(self) -> str:
         """The fully resolved configuration as TOML text (read back by :func:`load_config`).
@@ -235,6 +251,11 @@ def load_config(
     """
     if isinstance(source, RunConfig):
         data = source.to_dict()
+        if source.given:  # keep the defaults unset, so a recipe can still choose them
+            data = {
+                s: {k: v for k, v in values.items() if source.is_set(f"{s}.{k}")}
+                for s, values in data.items()
+            }
     elif isinstance(source, Mapping):
         data = copy.deepcopy(dict(source))
     else:

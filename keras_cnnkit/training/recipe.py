@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import keras
@@ -37,6 +38,15 @@ class TrainingRecipe:
         seed: Seed of shuffling and augmentation.
         jit_compile: Passed to ``compile``; ``None`` keeps XLA off for TensorFlow on
             a CPU (where it is slower than graph mode) and lets Keras decide elsewhere.
+        loss: The loss; ``None`` is the sparse categorical cross-entropy with
+            :attr:`label_smoothing`.
+        metrics: The metrics; ``None`` is the accuracy (and the top-k accuracy with
+            :attr:`top_k`).
+        top_k: Also report the top-k accuracy when ``1 < top_k < number of classes``.
+        compile_kwargs: Other ``compile`` arguments (``run_eagerly``...).
+
+    :meth:`fit` is the one place keras_cnnkit trains a model: :func:`train`, the
+    fine-tuning phases and the experiments all go through it.
     """
 
     name: str
@@ -51,13 +61,17 @@ class TrainingRecipe:
     precision: str = "float32"
     seed: int = 0
     jit_compile: bool | str | None = None
+    loss: Any = None
+    metrics: Sequence | None = None
+    top_k: int = 0
+    compile_kwargs: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def steps_per_epoch(self, num_examples: int) -> int:
         """Number of training steps of one epoch over ``num_examples``."""
         return max(1, math.ceil(num_examples / self.batch_size))
 
     def compile(self, num_examples: int, epochs: int | None = None) -> keras.Model:
-        """Compile the model with the recipe's optimizer, schedule and loss.
+        """Compile the model with the recipe's optimizer, schedule, loss and metrics.
 
         Args:
             num_examples: Training-set size (sets the schedule's length).
@@ -74,11 +88,26 @@ class TrainingRecipe:
         if jit is None:
             info = detect_hardware()
             jit = False if (info.backend == "tensorflow" and info.device == "cpu") else "auto"
+        loss = self.loss
+        if loss is None:
+            loss = SparseCategoricalCrossentropy(label_smoothing=self.label_smoothing)
+        if self.metrics is None:
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+            classes = self.model.output_shape[-1]
+            if 1 < self.top_k < (classes or 0):
+                metrics.append(
+                    keras.metrics.SparseTopKCategoricalAccuracy(
+                        k=self.top_k, name=f"top{self.top_k}_accuracy"
+                    )
+                )
+        else:
+            metrics = list(self.metrics)
         self.model.compile(
             optimizer=optimizer,
             jit_compile=jit,
-            loss=SparseCategoricalCrossentropy(label_smoothing=self.label_smoothing),
-            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+            loss=loss,
+            metrics=metrics,
+            **dict(self.compile_kwargs),
         )
         return self.model
 
@@ -102,14 +131,24 @@ class TrainingRecipe:
             "seed": self.seed,
         }
 
-    def dataset(self, x, y=None, *, training: bool = False, batch_size: int | None = None):
+    def dataset(
+        self,
+        x,
+        y=None,
+        *,
+        training: bool = False,
+        batch_size: int | None = None,
+        shuffle: bool = True,
+    ):
         """Batch arrays into a ``tf.data.Dataset`` (shuffled and augmented when training).
 
         Args:
             x: Images, ``(n, height, width, channels)``, uint8 or 0..255 floats.
             y: Integer labels ``(n,)``, or ``None``.
-            training: Shuffle with :attr:`seed` and apply :attr:`augmentation`.
+            training: Apply :attr:`augmentation` (and shuffle, unless ``shuffle`` is
+                false) with :attr:`seed`.
             batch_size: Overrides :attr:`batch_size`.
+            shuffle: With ``training``, shuffle every epoch.
 
         Returns:
             A dataset of ``(images, labels)`` (or images) batches.
@@ -130,57 +169,119 @@ class TrainingRecipe:
                 raise DataError(f"x and y differ in length: {len(x)} images, {len(y)} labels")
         data = (x, y.astype("int32")) if y is not None else x
         ds = tf.data.Dataset.from_tensor_slices(data)
-        if training:
+        if training and shuffle:
             ds = ds.shuffle(len(x), seed=self.seed, reshuffle_each_iteration=True)
         ds = ds.batch(batch_size or self.batch_size)
-        if training and self.augmentation:
-            layers = list(self.augmentation)
-
-            def augment(images, *labels):
-                images = tf.cast(images, tf.float32)
-                for layer in layers:
-                    images = layer(images, training=True)
-                return (images, *labels) if labels else images
-
-            ds = ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+        if training:
+            ds = self.augment(ds)
         return ds.prefetch(tf.data.AUTOTUNE)
+
+    def augment(self, ds):
+        """Apply :attr:`augmentation` to a dataset of ``(images, ...)`` batches.
+
+        Args:
+            ds: A batched ``tf.data.Dataset``.
+
+        Returns:
+            The augmented dataset (``ds`` itself when there is no augmentation).
+        """
+        if not self.augmentation:
+            return ds
+        import tensorflow as tf
+
+        layers = list(self.augmentation)
+
+        def augment(images, *rest):
+            images = tf.cast(images, tf.float32)
+            for layer in layers:
+                images = layer(images, training=True)
+            return (images, *rest) if rest else images
+
+        return ds.map(augment, num_parallel_calls=tf.data.AUTOTUNE)
+
+    def training_data(self, data, *, shuffle: bool = True):
+        """The training dataset: batched, shuffled and augmented.
+
+        Args:
+            data: ``(x, y)`` arrays, or a ``tf.data.Dataset`` of ``(images, labels)``
+                batches (already shuffled and batched; only augmented here).
+            shuffle: Shuffle arrays every epoch.
+
+        Returns:
+            The dataset.
+        """
+        if isinstance(data, tuple):
+            return self.dataset(*data, training=True, shuffle=shuffle)
+        return self.augment(data)
+
+    def validation_data(self, data):
+        """The validation dataset: arrays batched (at least 256 a batch), datasets as they are."""
+        if data is None or not isinstance(data, tuple):
+            return data
+        return self.dataset(*data, batch_size=max(self.batch_size, 256))
 
     def fit(
         self,
         x,
-        y,
+        y=None,
         *,
-        validation_data: tuple | None = None,
+        validation_data=None,
         epochs: int | None = None,
+        initial_epoch: int = 0,
         callbacks: Sequence[keras.callbacks.Callback] = (),
         verbose: str | int = "auto",
+        shuffle: bool = True,
+        num_examples: int | None = None,
+        compile: bool = True,
+        transform: Callable | None = None,
     ) -> keras.callbacks.History:
-        """Compile and train the model on arrays.
+        """Compile the model and train it: the one training loop of keras_cnnkit.
 
         Args:
-            x: Training images.
-            y: Integer training labels.
-            validation_data: Optional ``(x_val, y_val)``.
-            epochs: Overrides :attr:`epochs`.
+            x: Training images (with ``y``), or a ``tf.data.Dataset`` of ``(images,
+                labels)`` batches.
+            y: Integer training labels when ``x`` holds images.
+            validation_data: ``(x_val, y_val)`` arrays, a dataset, or ``None``.
+            epochs: Train until this epoch (overrides :attr:`epochs`).
+            initial_epoch: The epoch to start at (the schedule still spans
+                ``epochs``).
             callbacks: Keras callbacks.
             verbose: Keras verbosity.
+            shuffle: Shuffle array data every epoch (datasets shuffle themselves).
+            num_examples: Training-set size, for the schedule's length (taken from
+                ``x`` for arrays).
+            compile: Compile first (``False``: the caller compiled it, for example in a
+                distribution scope).
+            transform: ``f(dataset, training) -> dataset`` applied to both datasets
+                after batching and augmentation (for example one process's shard).
 
         Returns:
             The Keras ``History``.
         """
         epochs = epochs or self.epochs
-        self.compile(len(x), epochs)
-        val = None
-        if validation_data is not None:
-            val = self.dataset(*validation_data, batch_size=max(self.batch_size, 256))
-        return self.model.fit(
-            self.dataset(x, y, training=True),
-            validation_data=val,
-            epochs=epochs,
-            callbacks=list(callbacks),
-            verbose=verbose,
-            shuffle=False,  # the dataset shuffles itself, with the recipe's seed
-        )
+        data = (x, y) if y is not None else x
+        if num_examples is None:
+            num_examples = _num_examples(data, self.batch_size)
+        train = self.training_data(data, shuffle=shuffle)
+        val = self.validation_data(validation_data)
+        if transform is not None:
+            train = transform(train, True)
+            val = transform(val, False) if val is not None else None
+        if compile:
+            self.compile(num_examples, epochs)
+        with warnings.catch_warnings():
+            # Keras' ``fit`` warns of a ``shuffle`` it ignores for datasets; ours are
+            # shuffled by the dataset itself, with the seed.
+            warnings.filterwarnings("ignore", message=".*`shuffle=True` was passed")
+            return self.model.fit(
+                train,
+                validation_data=val,
+                epochs=epochs,
+                initial_epoch=initial_epoch,
+                callbacks=list(callbacks),
+                verbose=verbose,
+                shuffle=False,
+            )
 
     def predict(self, x, batch_size: int = 512) -> np.ndarray:
         """Class probabilities, averaged with the mirror image when :attr:`tta_flip`."""
@@ -195,3 +296,14 @@ class TrainingRecipe:
         """Accuracy on ``(x, y)``, with flip test-time augmentation when :attr:`tta_flip`."""
         y = np.asarray(y).reshape(-1)
         return float(np.mean(self.predict(x, batch_size).argmax(-1) == y))
+
+
+def _num_examples(data, batch_size: int) -> int:
+    """Examples in ``(x, y)`` arrays, or batches times ``batch_size`` in a finite dataset."""
+    if isinstance(data, tuple):
+        return len(data[0])
+    try:
+        steps = int(data.cardinality())
+    except (AttributeError, TypeError, ValueError):
+        return batch_size
+    return steps * batch_size if steps > 0 else batch_size

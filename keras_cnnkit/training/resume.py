@@ -6,7 +6,6 @@ import json
 import math
 import os
 import pathlib
-import tempfile
 from collections.abc import Callable
 from typing import Any
 
@@ -19,24 +18,15 @@ PARTIAL_HISTORY = "history.partial.json"
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file and a rename.
+    """Write ``text`` to ``path`` atomically (:func:`keras_cnnkit.io._files.write_text`).
 
     Args:
         path: Destination file (its folder is created).
         text: The content.
     """
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
-        raise
+    from keras_cnnkit.io import _files
+
+    _files.write_text(path, text)
 
 
 def checkpoint_epoch(checkpoint_dir: str | os.PathLike) -> int | None:
