@@ -348,8 +348,6 @@ def from_shards(
             else {}
         ),
     )
-    if num_examples is not None:  # known epoch length: Keras sees the number of steps
-        ds = ds.apply(tf.data.experimental.assert_cardinality(num_examples))
     if do_shuffle:  # shuffle the encoded records, not the decoded pixels
         ds = ds.shuffle(max(1, shuffle_buffer), seed=seed_, reshuffle_each_iteration=True)
 
