@@ -9,7 +9,6 @@ from keras_cnnkit.cli._common import (
     add_gcs_arguments,
     add_no_verify,
     gcs_options,
-    input_size,
     load_model,
 )
 
@@ -73,12 +72,11 @@ def run(args: argparse.Namespace) -> int:
     calibration = None
     if args.calibration_data:
         from keras_cnnkit.cli._inputs import image_batches, image_files
+        from keras_cnnkit.data import data_config
 
         files = image_files(args.calibration_data)
-        height, width, channels = input_size(model)
-        calibration = (
-            images for _, images in image_batches(files, height, width, channels, batch_size=1)
-        )
+        config = data_config(model, meta)  # the input preprocessing the model recorded
+        calibration = (images for _, images in image_batches(files, config, 32))
     written = export(
         model,
         args.output,

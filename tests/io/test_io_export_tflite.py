@@ -216,7 +216,8 @@ def test_cli_export_quantized_tflite(trained, tmp_path, capsys):
     (calibration / "bad.png").write_bytes(b"not an image")
     out.unlink()
     assert run_cli([*args, "--calibration-data", str(calibration)]) == 2
-    assert "cannot decode image" in capsys.readouterr().err and not out.exists()
+    assert f"{calibration / 'bad.png'}: not an image file" in capsys.readouterr().err
+    assert not out.exists()
     assert run_cli(args) == 2
     assert "needs representative_data" in capsys.readouterr().err
 
