@@ -165,6 +165,21 @@ def test_reset_classifier_of_library_models():
         assert not np.allclose(logits.sum(-1), 1.0)  # logits, not probabilities
 
 
+def test_reset_classifier_of_a_trained_model_loaded_from_keras(tmp_path):
+    x = _images(8, 16)
+    model = conv_stack({"stages": [4, 8]}, input_shape=(16, 16, 3), num_classes=3)
+    model.compile("adam", "sparse_categorical_crossentropy")
+    model.fit(x, np.arange(8) % 3, epochs=2, verbose=0)
+    model.save(tmp_path / "trained.keras")
+    loaded = keras.saving.load_model(tmp_path / "trained.keras")
+    new = reset_classifier(loaded, 5, dropout=0.2)
+    assert new.output_shape == (None, 5) and new.get_layer("head").dropout == 0.2
+    trunk = keras.Model(new.inputs, new.get_layer("stage2_conv1").output)
+    original = keras.Model(model.inputs, model.get_layer("stage2_conv1").output)
+    np.testing.assert_allclose(trunk.predict(x, verbose=0), original.predict(x, verbose=0))
+    check_keras_roundtrip(new, x, tmp_path)
+
+
 @pytest.mark.parametrize("builder", ["build_classifier", "conv_stack", "reset"])
 def test_num_classes_zero_gives_pooled_features(builder, tmp_path):
     x = _images(2)
