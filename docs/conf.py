@@ -42,18 +42,22 @@ html_title = f"keras-cnnkit {release}"
 doctest_global_setup = """
 import importlib as _importlib
 import pkgutil as _pkgutil
+import warnings as _warnings
 
 import numpy as np
 import keras
 import keras_cnnkit as ck
+from keras_cnnkit._deprecation import KerasCnnkitDeprecationWarning as _Moved
 
 for _mod in _pkgutil.walk_packages(ck.__path__, "keras_cnnkit."):
     if ".cli" in _mod.name or _mod.name.endswith("__main__"):
         continue
     _module = _importlib.import_module(_mod.name)
-    for _name in getattr(_module, "__all__", None) or []:
-        globals()[_name] = getattr(_module, _name)
-    for _name in dir(_module):
-        if not _name.startswith("_"):
-            globals().setdefault(_name, getattr(_module, _name))
+    with _warnings.catch_warnings():  # names that moved warn when read; the docs read them all
+        _warnings.simplefilter("ignore", _Moved)
+        for _name in getattr(_module, "__all__", None) or []:
+            globals()[_name] = getattr(_module, _name)
+        for _name in dir(_module):
+            if not _name.startswith("_"):
+                globals().setdefault(_name, getattr(_module, _name))
 """
