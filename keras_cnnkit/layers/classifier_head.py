@@ -15,6 +15,26 @@ POOLINGS = ("flatten", "avg", "max", "avgmax")
 OUTPUT_ACTIVATIONS = ("softmax", "sigmoid", None)
 
 
+def check_num_classes(num_classes) -> int:
+    """Return ``num_classes`` if it is an integer >= 0 (0 asks for pooled features).
+
+    Args:
+        num_classes: The value to check.
+
+    Returns:
+        It, as an ``int``.
+
+    Raises:
+        SpecError: If it is not a non-negative integer.
+    """
+    integral = isinstance(num_classes, numbers.Integral) and not isinstance(num_classes, bool)
+    if not integral or num_classes < 0:
+        raise SpecError(
+            f"num_classes must be >= 0 (0 for the pooled features), got {num_classes!r}"
+        )
+    return int(num_classes)
+
+
 @serializable
 class ClassifierHead(keras.layers.Layer):
     """Turn a feature map into class scores.
@@ -75,15 +95,7 @@ class ClassifierHead(keras.layers.Layer):
                 f"head output_activation must be one of {list(OUTPUT_ACTIVATIONS)}, "
                 f"got {output_activation!r}"
             )
-        if (
-            isinstance(num_classes, bool)
-            or not isinstance(num_classes, numbers.Integral)
-            or num_classes < 0
-        ):
-            raise SpecError(
-                f"num_classes must be >= 0 (0 for the pooled features), got {num_classes!r}"
-            )
-        self.num_classes = int(num_classes)
+        self.num_classes = check_num_classes(num_classes)
         self.pooling = pooling
         self.hidden_units = tuple(int(u) for u in hidden_units)
         self.dropout = float(dropout)

@@ -9,6 +9,7 @@ import keras
 
 from keras_cnnkit.errors import SpecError
 from keras_cnnkit.layers import ClassifierHead, ConvBlock, Normalize, ResidualBlock
+from keras_cnnkit.layers.classifier_head import check_num_classes
 from keras_cnnkit.models.spec import ConvStackSpec, StageSpec, validate_spec
 
 
@@ -60,10 +61,7 @@ def conv_stack(
             raise SpecError(f"spec must be a ConvStackSpec or a mapping, got {type(spec).__name__}")
         spec = ConvStackSpec.from_dict(spec)
     validate_spec(spec, input_shape)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-        raise SpecError(
-            f"num_classes must be >= 0 (0 for the pooled features), got {num_classes!r}"
-        )
+    check_num_classes(num_classes)
 
     regularizer = keras.regularizers.L2(spec.weight_decay) if spec.weight_decay else None
     common = {

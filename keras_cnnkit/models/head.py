@@ -8,6 +8,7 @@ import keras
 
 from keras_cnnkit.errors import SpecError
 from keras_cnnkit.layers import ClassifierHead
+from keras_cnnkit.layers.classifier_head import check_num_classes
 
 
 def classifier_head(model: keras.Model) -> ClassifierHead:
@@ -88,10 +89,7 @@ def reset_classifier(
         (None, 16)
     """
     head = classifier_head(model)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 0:
-        raise SpecError(
-            f"num_classes must be >= 0 (0 for the pooled features), got {num_classes!r}"
-        )
+    check_num_classes(num_classes)
     config = head.get_config()
     config["num_classes"] = num_classes
     if pooling is not None:
