@@ -37,7 +37,7 @@ STATE = ".pack-state.json"
 FORMAT = "keras_cnnkit.shards"
 VERSION = 1
 REENCODE = (None, "png", "jpeg")
-_CHUNK = 256  # files checked and written per step
+_CHUNK = 2048  # files checked (one traced check pipeline) and written per step
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?i?b?)?\s*$", re.IGNORECASE)
 _UNITS = {"": 1, "b": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
 
@@ -173,7 +173,9 @@ def _load_npz(path: str, class_names):
     return x, [_Item(k, None, int(v), i) for i, (k, v) in enumerate(zip(keys, y))], list(names)
 
 
-def _example(data: bytes, label: int, key: str, height: int, width: int) -> bytes:
+def _example(
+    data: bytes, label: int, key: str, height: int, width: int, is_jpeg: int, orientation: int
+) -> bytes:
     import tensorflow as tf
 
     f = tf.train.Feature
@@ -185,6 +187,8 @@ def _example(data: bytes, label: int, key: str, height: int, width: int) -> byte
                 "filename": f(bytes_list=tf.train.BytesList(value=[key.encode("utf-8")])),
                 "height": f(int64_list=tf.train.Int64List(value=[height])),
                 "width": f(int64_list=tf.train.Int64List(value=[width])),
+                "is_jpeg": f(int64_list=tf.train.Int64List(value=[is_jpeg])),
+                "orientation": f(int64_list=tf.train.Int64List(value=[orientation])),
             }
         )
     ).SerializeToString()
@@ -243,7 +247,7 @@ class _SplitWriter:
     def full(self) -> bool:
         return self.size >= self.target
 
-    def write(self, record: bytes, h: int, w: int) -> None:
+    def write(self, record: bytes, h: int, w: int, is_jpeg: bool, turned: bool) -> None:
         import tensorflow as tf
 
         if self.writer is None:
@@ -252,6 +256,9 @@ class _SplitWriter:
         self.count += 1
         self.size += len(record) + 16  # TFRecord framing: length and two CRCs
         self.max_h, self.max_w = max(self.max_h, int(h)), max(self.max_w, int(w))
+        kinds = self.sp.setdefault("kinds", {"jpeg": 0, "other": 0, "turned": 0})
+        kinds["jpeg" if is_jpeg else "other"] += 1
+        kinds["turned"] += int(turned)
 
     def close(self, next_pos: int) -> None:
         """Finish the open shard (if any) and record progress up to ``next_pos``."""
@@ -490,7 +497,9 @@ def pack(
                     if item.path is None:
                         image = arrays[item.index]
                         h, w = image.shape[:2]
-                        data = _encode(image, reencode or "png")
+                        fmt = reencode or "png"
+                        data = _encode(image, fmt)
+                        is_jpeg, orientation = int(fmt == "jpeg"), 1
                     else:
                         result = checked.get(item.key)
                         if result is None:
@@ -498,7 +507,8 @@ def pack(
                             report.add(skip.path, skip.reason)
                             out.skips.append({"path": skip.path, "reason": skip.reason})
                             continue
-                        h, w = result[1], result[2]  # (fingerprint, height, width, ...)
+                        # (fingerprint, height, width, is_jpeg, ratio, orientation)
+                        h, w, is_jpeg, orientation = result[1], result[2], result[3], result[5]
                         with open(item.path, "rb") as f:
                             data = f.read()
                         if reencode is not None:
@@ -506,7 +516,11 @@ def pack(
 
                             pixels = decode_bytes(item.path, data, check_config, max_pixels, False)
                             data = _encode(pixels, reencode)
-                    out.write(_example(data, item.label, item.key, int(h), int(w)), h, w)
+                            is_jpeg, orientation = int(reencode == "jpeg"), 1
+                    record = _example(
+                        data, item.label, item.key, int(h), int(w), int(is_jpeg), int(orientation)
+                    )
+                    out.write(record, h, w, bool(is_jpeg), int(orientation) != 1)
                     if out.full:
                         out.close(pos + offset + 1)
                 pos += len(chunk)
@@ -529,6 +543,7 @@ def pack(
             "shards": sp["shards"],
             "max_height": sp["max_height"],
             "max_width": sp["max_width"],
+            "kinds": sp.get("kinds", {"jpeg": 0, "other": 0, "turned": 0}),
         }
     if not any(s["count"] for s in splits.values()):
         raise DataError(f"pack: no readable images among {len(items)} file(s):\n{report.summary()}")
@@ -542,6 +557,8 @@ def pack(
             "filename": "source path relative to the folder (the split key)",
             "height": "int64",
             "width": "int64",
+            "is_jpeg": "int64 (1: JPEG)",
+            "orientation": "int64 (EXIF orientation, 1..8)",
         },
         "split": {
             "validation_split": validation_split,

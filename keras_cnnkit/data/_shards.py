@@ -35,6 +35,10 @@ _FEATURES = {
     "image": tf.io.FixedLenFeature([], tf.string),
     "label": tf.io.FixedLenFeature([], tf.int64),
     "filename": tf.io.FixedLenFeature([], tf.string, default_value=""),
+    "height": tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    "width": tf.io.FixedLenFeature([], tf.int64, default_value=0),
+    "is_jpeg": tf.io.FixedLenFeature([], tf.int64, default_value=-1),
+    "orientation": tf.io.FixedLenFeature([], tf.int64, default_value=1),
 }
 
 
@@ -278,8 +282,8 @@ def from_shards(
         ((2, 8, 8, 3), ['cat', 'dog'])
     """
     from keras_cnnkit.data._config import DataConfig
-    from keras_cnnkit.data._decode import decode_and_resize, resizer
-    from keras_cnnkit.data._pipeline import _decorate, _finish, _options
+    from keras_cnnkit.data._decode import JPEG_RATIOS, _resize_target, decode_and_resize, resizer
+    from keras_cnnkit.data._pipeline import _decorate, _finish, _options, _planned
 
     opts = _options(
         "from_shards",
@@ -351,21 +355,46 @@ def from_shards(
     if do_shuffle:  # shuffle the encoded records, not the decoded pixels
         ds = ds.shuffle(max(1, shuffle_buffer), seed=seed_, reshuffle_each_iteration=True)
 
-    def decode(record):
-        ex = tf.io.parse_single_example(record, _FEATURES)
-        if resize_now:
+    kinds = info.get("kinds") if manifest else None
+    planned = None
+    if kinds:
+        # The pack recorded each file's decoding plan (format, EXIF turn) from its check,
+        # as the folder route does before its first epoch: decode as planned.
+        n_jpeg, n_other = kinds["jpeg"], kinds["other"]
+        formats = "jpeg" if not n_other else "other" if not n_jpeg else "any"
+        planned = _planned(config, resize_now, formats, kinds["turned"] > 0)
+    scale_target = _resize_target(config)
+
+    def plan(ex):
+        ratio = tf.constant(0, tf.int32)
+        if scale_target is not None:  # the JPEG DCT scale that still covers the output
+            h, w = ex["height"], ex["width"]
+            for i, r in enumerate(JPEG_RATIOS[1:], start=1):
+                fits = tf.logical_and(h >= r * scale_target[0], w >= r * scale_target[1])
+                ratio = tf.where(fits, tf.constant(i, tf.int32), ratio)
+        is_jpeg = tf.equal(ex["is_jpeg"], 1)
+        ratio = tf.where(is_jpeg, ratio, tf.constant(0, tf.int32))
+        return is_jpeg, ratio, tf.cast(ex["orientation"], tf.int32)
+
+    def decode(ex):
+        if planned is not None:
+            image = planned(ex["image"], *plan(ex))
+        elif resize_now:
             image = decode_and_resize(ex["image"], config, opts["max_pixels"])
-            if target is not None:
-                image = tf.ensure_shape(image, [target[0], target[1], channels])
         else:
             from keras_cnnkit.data._decode import decode_image
 
             image = decode_image(ex["image"], config, opts["max_pixels"])
+        image.set_shape([None, None, channels])
+        if resize_now and target is not None:
+            image = tf.ensure_shape(image, [target[0], target[1], channels])
         label = tf.cast(ex["label"], tf.int32)
         if include_filenames:
             return (image, label, ex["filename"]) if labeled else (image, ex["filename"])
         return (image, label) if labeled else image
 
+    # Records parsed 256 at a time (one vectorized op), then decoded one by one.
+    ds = ds.batch(256).map(lambda r: tf.io.parse_example(r, _FEATURES)).unbatch()
     ds = ds.map(decode, num_parallel_calls=opts["num_parallel_calls"])
     if include_filenames:
         # Batch as they are: the extra element stays beside the images.

@@ -147,3 +147,74 @@ class Store:
             for n in os.listdir(self.location)
             if n.startswith(prefix) and os.path.isfile(os.path.join(self.location, n))
         )
+
+
+def mirror_folder(uri: str, cache_dir: str | os.PathLike | None = None, gcs=None) -> pathlib.Path:
+    """A local copy of the folder tree under ``gs://bucket/prefix``, for small data sets.
+
+    Every object under the prefix is downloaded once (crc32c-checked) into the cache
+    (``cache_dir``, ``$CNNKIT_SHARD_CACHE`` or ``~/.cache/keras_cnnkit/shards``); a file
+    already there with the object's size and crc32c is kept. Objects that disappeared
+    from the bucket are removed from the copy.
+
+    Args:
+        uri: ``gs://bucket/prefix`` of a folder tree (for example class folders of images).
+        cache_dir: The cache folder.
+        gcs: :class:`keras_cnnkit.io.GCSOptions`.
+
+    Returns:
+        The local folder.
+
+    Raises:
+        DataError: If nothing is stored under ``uri``.
+        StorageError: If the bucket cannot be read.
+    """
+    import base64
+    import hashlib
+
+    from keras_cnnkit.data._shards import cache_root
+    from keras_cnnkit.io._files import remove
+    from keras_cnnkit.io.gcs import GCSOptions, _client, _crc32c, _errors, _retry, parse_uri
+
+    bucket_name, prefix = parse_uri(uri)
+    prefix = prefix.strip("/")
+    opts = gcs if gcs is not None else GCSOptions()
+    key = hashlib.sha256(f"{bucket_name}/{prefix}".encode()).hexdigest()[:16]
+    root = cache_root(cache_dir) / "folders" / key
+    wanted = set()
+    with _client(opts) as client, _errors("reading", uri, client, opts):
+        bucket = client.bucket(bucket_name)
+        blobs = list(
+            client.list_blobs(
+                bucket,
+                prefix=prefix + "/" if prefix else None,
+                timeout=opts.timeout,
+                retry=_retry(opts),
+            )
+        )
+        if not blobs:
+            raise DataError(f"{uri}: no objects under this prefix")
+        for blob in blobs:
+            rel = blob.name[len(prefix) + 1 :] if prefix else blob.name
+            if not rel or rel.endswith("/"):
+                continue
+            dest = root / rel
+            wanted.add(dest)
+            if dest.is_file() and dest.stat().st_size == blob.size:
+                crc = _crc32c()
+                crc.update(dest.read_bytes())
+                if base64.b64encode(crc.digest()).decode() == blob.crc32c:
+                    continue
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dest.with_name(f".{dest.name}.part-{os.getpid()}")
+            try:
+                blob.download_to_filename(
+                    tmp, timeout=opts.timeout, retry=_retry(opts), checksum="crc32c"
+                )
+                os.replace(tmp, dest)
+            finally:
+                remove(tmp)
+    for path in list(root.rglob("*")):
+        if path.is_file() and path not in wanted:
+            path.unlink()
+    return root

@@ -92,10 +92,17 @@ def load_data(
         )
     for key in ("train", "validation"):
         if str(config.get(key, "")).startswith("gs://"):
-            raise DataError(
-                f"data.{key} = {config[key]!r}: data is read from local paths; copy it first "
-                "(cnnkit download URI DEST)"
-            )
+            if str(config[key]).endswith(".npz"):
+                raise DataError(
+                    f"data.{key} = {config[key]!r}: a .npz is read from a local path; copy it "
+                    "first (cnnkit download URI DEST)"
+                )
+            from keras_cnnkit.data._store import mirror_folder
+
+            # A folder tree in a bucket (small sets): one checked local copy in the cache.
+            local = mirror_folder(str(config[key]), config.get("shard_cache") or None)
+            config = {**config, key: str(local)}
+    train = config["train"]
     if pathlib.Path(train).suffix != ".npz":
         return _load_folders(config, batch_size, seed, shuffle)
     x, y, names = _load_npz(train, "data.train")

@@ -103,3 +103,34 @@ def test_shard_config_errors(tmp_path):
     cfg, sets = _config(tmp_path, tmp_path / "src", tmp_path / "o3", 'data.service="127.0.0.1:1"')
     with pytest.raises(ConfigError, match="pack it first"):
         train(cfg, sets, verbose=0)
+
+
+def test_train_from_a_folder_tree_in_a_bucket(tmp_path, monkeypatch):
+    from keras_cnnkit.data._store import mirror_folder
+    from keras_cnnkit.training import train
+
+    keys = write_tree(tmp_path / "src", per_class=6)
+    with gcs_bucket() as (client, bucket, env, gcs):
+        for key in keys:
+            bucket.blob(f"tree/{key}").upload_from_filename(str(tmp_path / "src" / key))
+        monkeypatch.setenv("STORAGE_EMULATOR_HOST", env["STORAGE_EMULATOR_HOST"])
+        monkeypatch.setenv("GOOGLE_CLOUD_PROJECT", "test-project")
+        cache = tmp_path / "cache"
+        remote = train(
+            *_config(
+                tmp_path, f"gs://{bucket.name}/tree", tmp_path / "o1", f'data.shard_cache="{cache}"'
+            ),
+            verbose=0,
+        )
+        local_copy = mirror_folder(f"gs://{bucket.name}/tree", cache, gcs)
+        copied = sorted(str(p.relative_to(local_copy)) for p in local_copy.rglob("*.*"))
+        assert copied == sorted(keys)
+        stamp = (local_copy / keys[0]).stat().st_mtime_ns
+        bucket.blob(f"tree/{keys[1]}").delete()
+        again = mirror_folder(f"gs://{bucket.name}/tree", cache, gcs)
+        assert (again / keys[0]).stat().st_mtime_ns == stamp  # kept, not fetched again
+        assert not (again / keys[1]).exists()  # gone from the bucket, gone from the copy
+    here = train(*_config(tmp_path, tmp_path / "src", tmp_path / "o2"), verbose=0)
+    np.testing.assert_allclose(
+        [e["loss"] for e in remote.history], [e["loss"] for e in here.history], rtol=1e-5
+    )
