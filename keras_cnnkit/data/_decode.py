@@ -198,9 +198,30 @@ def plan_decode(data: tf.Tensor, config: DataConfig, max_pixels: int | None = No
 
 @_graph_only
 def decode_planned(
-    data: tf.Tensor, plan, config: DataConfig, max_pixels: int | None = None
+    data: tf.Tensor,
+    plan,
+    config: DataConfig,
+    max_pixels: int | None = None,
+    *,
+    formats: str = "any",
+    oriented: bool = True,
 ) -> tf.Tensor:
-    """Decode ``data`` as :func:`plan_decode` planned it; see :func:`decode_image`."""
+    """Decode ``data`` as :func:`plan_decode` planned it; see :func:`decode_image`.
+
+    Args:
+        data: A scalar ``tf.string`` tensor with the file's bytes.
+        plan: ``(is_jpeg, ratio_index, orientation)`` from :func:`plan_decode`.
+        config: The target :class:`~keras_cnnkit.data.DataConfig`.
+        max_pixels: Largest ``width * height`` decoded, or ``None``.
+        formats: ``"any"``; or ``"jpeg"`` / ``"other"`` when every file of a pipeline is
+            known (from its check) to be a JPEG / not a JPEG, which leaves out the branch
+            that cannot run (the same ops run).
+        oriented: ``False`` when every file is known to have no EXIF turn (orientation 1),
+            which leaves out the identity turn.
+
+    Returns:
+        The pixels.
+    """
     channels = config.channels
     is_jpeg, ratio, orientation = plan
 
@@ -210,7 +231,9 @@ def decode_planned(
             # goes through the same conversion as every other format
             return lambda: tf.io.decode_jpeg(data, channels=3, ratio=r)
 
-        image = _orient(tf.switch_case(ratio, [at(r) for r in JPEG_RATIOS]), orientation)
+        image = tf.switch_case(ratio, [at(r) for r in JPEG_RATIOS])
+        if oriented:
+            image = _orient(image, orientation)
         return image if channels == 3 else _to_channels(image, channels)
 
     def other():
@@ -218,7 +241,12 @@ def decode_planned(
         with tf.control_dependencies(_pixel_check(tf.shape(image), max_pixels)):
             return _to_channels(image, channels)
 
-    image = tf.cond(is_jpeg, jpeg, other)
+    if formats == "jpeg":
+        image = jpeg()
+    elif formats == "other":
+        image = other()
+    else:
+        image = tf.cond(is_jpeg, jpeg, other)
     image.set_shape([None, None, channels])
     return image
 

@@ -239,16 +239,19 @@ def _checker(config: DataConfig, max_pixels):
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
     def check(data):
-        plan = plan_decode(data, config, max_pixels)
+        # The decode the pipeline will run (a JPEG at its planned DCT scale: at 1/8
+        # libjpeg does not notice every truncated file that a full decode refuses)
+        is_jpeg, ratio, orientation = plan_decode(data, config, max_pixels)
+        plan = (is_jpeg, ratio, orientation)
         shape = tf.shape(decode_planned(data, plan, config, max_pixels))
         fingerprint = tf.strings.to_hash_bucket_fast(data, _HASH_BUCKETS)
-        return fingerprint, shape[0], shape[1], plan[0], plan[1], plan[2]
+        return fingerprint, shape[0], shape[1], is_jpeg, ratio, orientation
 
     return check
 
 
 @functools.lru_cache(maxsize=32)
-def _planned(config: DataConfig, resize: bool):
+def _planned(config: DataConfig, resize: bool, formats: str = "any", oriented: bool = True):
     """Decoding (and resizing) checked bytes as planned, traced once per configuration."""
 
     @tf.function(
@@ -261,7 +264,8 @@ def _planned(config: DataConfig, resize: bool):
         autograph=False,
     )
     def run(data, is_jpeg, ratio, orientation):
-        image = decode_planned(data, (is_jpeg, ratio, orientation), config)
+        plan = (is_jpeg, ratio, orientation)
+        image = decode_planned(data, plan, config, formats=formats, oriented=oriented)
         return resize_image(image, config) if resize else image
 
     return run
@@ -356,7 +360,8 @@ def _file_pipeline(
             if on_error == "raise":
                 failures.append(exc)
                 raise
-            report.add(exc.path, exc.reason)
+            if report.reason(exc.path) is None:  # once, not once per epoch
+                report.add(exc.path, exc.reason)
             return np.zeros((0, 0, channels), np.uint8)
 
     def read(path, fingerprint, is_jpeg, ratio, orientation):
@@ -364,7 +369,7 @@ def _file_pipeline(
         same = tf.equal(tf.strings.to_hash_bucket_fast(data, _HASH_BUCKETS), fingerprint)
 
         def fast():  # the bytes that were checked: decode them as planned then
-            return _planned(config, resize_now)(data, is_jpeg, ratio, orientation)
+            return planned(data, is_jpeg, ratio, orientation)
 
         def slow():  # the file changed since the check: decode it where errors are caught
             image = tf.py_function(guarded, [path, data], tf.uint8)
@@ -374,6 +379,10 @@ def _file_pipeline(
         image = tf.cond(same, fast, slow)
         image.set_shape([None, None, channels])
         return image
+
+    jpegs = sum(1 for c in checked if c[3])
+    formats = "jpeg" if jpegs == len(checked) else "other" if jpegs == 0 else "any"
+    planned = _planned(config, resize_now, formats, any(c[5] != 1 for c in checked))
 
     def fix_shape(image):
         if resize_now and target is not None:
@@ -397,15 +406,24 @@ def _file_pipeline(
         ds = ds.shuffle(len(paths), seed=opts["seed"], reshuffle_each_iteration=True)
     calls = opts["num_parallel_calls"]
     if labeled:
-        ds = ds.map(lambda p, f, j, r, o, y: (read(p, f, j, r, o), y), num_parallel_calls=calls)
-        if on_error == "skip":
+        if on_error == "skip":  # a failed read comes back empty: leave it out
+            ds = ds.map(lambda p, f, j, r, o, y: (read(p, f, j, r, o), y), num_parallel_calls=calls)
             ds = ds.filter(lambda x, y: tf.size(x) > 0)
-        ds = ds.map(lambda x, y: (fix_shape(x), y))
+            ds = ds.map(lambda x, y: (fix_shape(x), y), num_parallel_calls=calls)
+        else:
+            ds = ds.map(
+                lambda p, f, j, r, o, y: (fix_shape(read(p, f, j, r, o)), y),
+                num_parallel_calls=calls,
+            )
     else:
-        ds = ds.map(read, num_parallel_calls=calls)
         if on_error == "skip":
+            ds = ds.map(read, num_parallel_calls=calls)
             ds = ds.filter(lambda x: tf.size(x) > 0)
-        ds = ds.map(fix_shape)
+            ds = ds.map(fix_shape, num_parallel_calls=calls)
+        else:
+            ds = ds.map(
+                lambda p, f, j, r, o: fix_shape(read(p, f, j, r, o)), num_parallel_calls=calls
+            )
     return _finish(
         ds,
         len(paths),

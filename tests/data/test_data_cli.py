@@ -88,3 +88,24 @@ def test_evaluate_skip_bad_files_with_a_corrupt_png(tmp_path, writers, capsys):
     confusion = np.asarray(json.loads(captured.out)["confusion"])
     assert confusion.sum() == 6 and confusion.sum(axis=1).tolist() == [3, 3]
     assert f"skipped {bad}" in captured.err
+
+
+def test_evaluate_reads_images_as_the_model_recorded(tmp_path, writers, capsys):
+    settings = {"resize_mode": "pad", "interpolation": "nearest"}
+    model, path = _model(tmp_path, settings)
+    root = tmp_path / "data"
+    for i, name in enumerate(("cat", "dog")):
+        for j in range(3):
+            writers.rgb(root / name / f"{j}.jpg", size=(60 + 10 * j, 30), seed=10 * i + j)
+    assert _cli(["evaluate", path, root, "--json"]) == 0
+    loss = json.loads(capsys.readouterr().out)["loss"]
+    from keras_cnnkit.data import from_directory
+
+    ds = from_directory(root, data_config=ckio.load(path), batch_size=8, shuffle=False)
+    images, labels = next(iter(ds))
+    probs = np.asarray(model.predict(images, verbose=0), np.float64)
+    expected = -np.mean(np.log(probs[np.arange(len(labels)), np.asarray(labels)]))
+    assert abs(loss - expected) < 1e-5
+    plain = from_directory(root, image_size=16, batch_size=8, shuffle=False)
+    other = np.asarray(model.predict(next(iter(plain))[0], verbose=0), np.float64)
+    assert np.abs(other - probs).max() > 1e-3  # the recorded settings made a difference

@@ -152,3 +152,25 @@ def test_a_model_that_normalizes_refuses_a_normalizing_pipeline(tmp_path, writer
     raw = from_directory(image_tree, data_config=model, batch_size=4)
     images, _ = next(iter(raw))
     assert images.dtype.name == "uint8" and tuple(images.shape[1:]) == (16, 16, 3)
+
+
+def test_model_fit_over_a_file_changed_mid_run(tmp_path, writers):
+    import keras
+
+    files = [writers.rgb(tmp_path / f"{i}.png", seed=i) for i in range(6)]
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(inputs)))
+    model.compile("sgd", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    skipping = from_files(files, [0, 1] * 3, image_size=8, batch_size=2, on_error="skip")
+    raising = from_files(files, [0, 1] * 3, image_size=8, batch_size=2, seed=0)
+    model.fit(skipping, epochs=1, verbose=0)  # the iterator works inside fit
+    files[3].write_bytes(b"replaced by something else")
+    history = model.fit(skipping, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+    assert skipping.report.paths == [str(files[3])]
+    import tensorflow as tf
+
+    # inside fit the TensorFlow error that stops the run carries the library's message
+    with pytest.raises(tf.errors.OpError, match="ImageDecodeError") as info:
+        model.fit(raising, epochs=1, verbose=0)
+    assert str(files[3]) in str(info.value)
