@@ -11,7 +11,7 @@ PYENV_BINS := $(shell ls -d "$$(pyenv root 2>/dev/null)"/versions/3.1[0-9]*/bin 
 TOX    := PATH="$(PYENV_BINS)$$PATH" $(BIN)/tox
 SMOKE_PYTHONS ?= py310-smoke,py312-smoke,py313-smoke
 
-.PHONY: demo test test-slow test-versions test-matrix test-pythons lint docs docs-figures docs-browser bench bench-speed bench-scaling bench-cifar10 install clean
+.PHONY: demo test test-slow test-versions test-matrix test-pythons lint docs docs-figures docs-browser bench bench-speed bench-scaling bench-cifar10 bench-data-scale install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -75,6 +75,9 @@ bench-scaling: $(STAMP)
 
 bench-cifar10: $(STAMP)
 	$(BIN)/python benchmarks/cifar10.py
+
+bench-data-scale: $(STAMP)
+	$(BIN)/python benchmarks/data_scale.py
 
 bench: bench-speed bench-cifar10
 

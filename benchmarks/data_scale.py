@@ -1,7 +1,7 @@
 """Data at scale: a full epoch from a JPEG folder, from packed shards, from shards in a bucket.
 
 One run, per data set (the CIFAR-10 training JPEGs at their 32x32 size, and generated
-photo-sized JPEGs resized to 224x224), all shuffled batches of ``--batch``:
+640x480 photo-sized JPEGs resized to 224x224), all shuffled batches of ``--batch``:
 
 * pack: ``keras_cnnkit.data.pack`` of the folder into local shards, and into a bucket on
   a local fake-gcs-server (images/s, MB/s of source files);
@@ -25,15 +25,13 @@ import os
 import pathlib
 import shutil
 import sys
-import tarfile
 import time
 import uuid
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
-from _common import CACHE, SHARED_CIFAR, machine, machine_markdown, write_results  # noqa: E402
-from PIL import Image  # noqa: E402
+from _common import CACHE, machine, machine_markdown, write_results  # noqa: E402
+from pipeline import cifar_subset, photo_set  # noqa: E402
 
 from keras_cnnkit.data import from_directory, from_shards, pack  # noqa: E402
 
@@ -42,53 +40,6 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "tests" / "
 
 def load() -> float:
     return round(os.getloadavg()[0], 2)
-
-
-def cifar_folder(n: int) -> pathlib.Path | None:
-    """``n`` CIFAR-10 JPEGs (n/10 per class, all 50,000 by default) as a class-folder tree."""
-    if not SHARED_CIFAR.is_file():
-        print(f"skipping CIFAR-10 rows: {SHARED_CIFAR} not found")
-        return None
-    extracted = CACHE / "cifar10-jpeg"
-    if not (extracted / ".extracted").exists():
-        extracted.mkdir(parents=True, exist_ok=True)
-        with tarfile.open(SHARED_CIFAR) as tar:
-            tar.extractall(extracted, filter="data")
-        (extracted / ".extracted").touch()
-    if n >= 50000:
-        return extracted / "train"
-    root = CACHE / f"data-scale-cifar-{n}"
-    if not root.exists():
-        tmp = root.with_suffix(".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        for cls in sorted(p.name for p in (extracted / "train").iterdir() if p.is_dir()):
-            (tmp / cls).mkdir(parents=True)
-            for f in sorted((extracted / "train" / cls).iterdir())[: n // 10]:
-                os.link(f, tmp / cls / f.name)
-        tmp.rename(root)
-    return root
-
-
-def photo_folder(n: int, size=(1024, 768)) -> pathlib.Path:
-    """``n`` generated photo-sized JPEGs (smooth gradients plus noise, quality 90), 2 classes."""
-    root = CACHE / f"data-scale-photos-{n}-{size[0]}x{size[1]}"
-    if root.exists():
-        return root
-    tmp = root.with_suffix(".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    rng = np.random.default_rng(0)
-    yy, xx = np.mgrid[0 : size[1], 0 : size[0]].astype(np.float32)
-    for i in range(n):
-        cls = tmp / ("a" if i % 2 else "b")
-        cls.mkdir(parents=True, exist_ok=True)
-        f = rng.uniform(0.005, 0.03, 3)
-        img = np.stack([127 + 100 * np.sin(f[c] * (xx + yy * (c + 1)) + i) for c in range(3)], -1)
-        img += rng.normal(0, 12, img.shape)
-        Image.fromarray(np.clip(img, 0, 255).astype(np.uint8)).save(
-            cls / f"{i:04d}.jpg", quality=90
-        )
-    tmp.rename(root)
-    return root
 
 
 def epoch(ds) -> tuple[float, int]:
@@ -204,8 +155,8 @@ def markdown(rows: list[dict], m: dict, args) -> str:
         "",
         machine_markdown(m),
         "",
-        f"Config: CIFAR-10 JPEGs {args.cifar_images}, photos {args.photos} "
-        f"({args.photo_width}x{args.photo_height}); shards of 64 MB; bucket = fake-gcs-server "
+        f"Config: CIFAR-10 JPEGs {args.cifar_images}, photos {args.photos} (640x480 "
+        "JPEGs); shards of 64 MB; bucket = fake-gcs-server "
         "on 127.0.0.1 (google-cloud-storage into a local cache). Machine shared with other "
         "work: the load average before each measurement is listed.",
         "",
@@ -250,8 +201,6 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cifar-images", type=int, default=50000)
     parser.add_argument("--photos", type=int, default=300)
-    parser.add_argument("--photo-width", type=int, default=1024)
-    parser.add_argument("--photo-height", type=int, default=768)
     parser.add_argument("--batch", type=int, default=128)
     args = parser.parse_args()
     from _io_helpers import anonymous_client, start_fake_gcs
@@ -269,11 +218,11 @@ def main() -> None:
     m["load_start"] = load()
     rows = []
     try:
-        root = cifar_folder(args.cifar_images)
+        root = cifar_subset(args.cifar_images)
         if root is not None:
             rows.append(measure("cifar10", root, (32, 32), args.batch, work, gcs, bucket))
         if args.photos:
-            photos = photo_folder(args.photos, (args.photo_width, args.photo_height))
+            photos = photo_set(args.photos)
             rows.append(measure("photos", photos, (224, 224), 32, work, gcs, bucket))
     finally:
         for blob in client.list_blobs(bucket):
