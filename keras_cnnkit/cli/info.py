@@ -34,4 +34,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(info)
         print("versions   " + ", ".join(f"{k} {v}" for k, v in versions.items()))
+        print()
+        print(f"precision 'auto' chooses {info.precision} on this machine: {info.reason}.")
     return 0

@@ -3,6 +3,10 @@
 Each command lives in its own module under ``keras_cnnkit/cli/``, named in
 :data:`COMMAND_MODULES`, and exposes ``register(subparsers)``, which adds its parser and
 sets ``func`` (a callable taking the parsed arguments and returning an exit code).
+Keras and its backend are loaded (quietly, see :mod:`keras_cnnkit.cli._backend`)
+before ``func`` runs, unless the command sets ``backend=False``; a command may set
+``check``, a callable run with the arguments before that (for example reading a
+configuration), so that its user mistakes are reported at once.
 A command module imports only the standard library and :mod:`keras_cnnkit.errors` at
 its top; everything heavy (Keras, TensorFlow, NumPy) is imported inside ``func``, so
 ``cnnkit --help``, ``--version`` and argument errors answer at once. Errors raised by
@@ -18,7 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from keras_cnnkit._version import __version__
-from keras_cnnkit.cli import _exit
+from keras_cnnkit.cli import _backend, _exit
 
 #: Modules under keras_cnnkit.cli that add commands, in the order ``--help`` lists them.
 COMMAND_MODULES = (
@@ -66,6 +70,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     parser = build_parser()
     args = parser.parse_args(argv)
+    loud = args.verbose or getattr(args, "debug", False)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -73,10 +78,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return _exit.USAGE
+    library_logger = logging.getLogger("keras_cnnkit")
+    level = library_logger.level
+    if getattr(args, "quiet", False):  # -q: no per-file or per-epoch INFO lines
+        library_logger.setLevel(logging.WARNING)
     try:
+        check = getattr(args, "check", None)
+        if check is not None:  # the command's cheap checks, before Keras loads
+            check(args)
+        if getattr(args, "backend", True):
+            _backend.load(quiet=not loud)
         return int(args.func(args) or 0)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - one map for every command
         return _exit.report(args.command, exc, debug=getattr(args, "debug", False))
+    finally:
+        library_logger.setLevel(level)
 
 
 if __name__ == "__main__":  # pragma: no cover

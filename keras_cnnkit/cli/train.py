@@ -33,13 +33,22 @@ def register(subparsers) -> None:
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no per-epoch progress lines")
     add_debug(p)
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, check=check)
+
+
+def check(args: argparse.Namespace) -> None:
+    """Read and check the configuration (without Keras: a mistake is reported at once)."""
+    from keras_cnnkit.training.config import load_config
+
+    args.run_config = load_config(args.config, args.overrides)
 
 
 def run(args: argparse.Namespace) -> int:
     """Train and print the run's summary."""
     from keras_cnnkit.training import train
 
-    result = train(args.config, args.overrides, verbose=0 if args.quiet else 2)
+    config = getattr(args, "run_config", None) or args.config
+    overrides = () if getattr(args, "run_config", None) else args.overrides
+    result = train(config, overrides, verbose=0 if args.quiet else 2)
     print(result.summary())
     return 0

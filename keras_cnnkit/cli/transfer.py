@@ -29,7 +29,7 @@ def register(subparsers) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_gcs_arguments(p)
     add_debug(p)
-    p.set_defaults(func=upload)
+    p.set_defaults(func=upload, backend=False)
 
     p = subparsers.add_parser(
         "download",
@@ -45,7 +45,7 @@ def register(subparsers) -> None:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     add_gcs_arguments(p)
     add_debug(p)
-    p.set_defaults(func=download)
+    p.set_defaults(func=download, backend=False)
 
 
 def upload(args: argparse.Namespace) -> int:

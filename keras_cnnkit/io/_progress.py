@@ -67,11 +67,14 @@ class ProgressBar:
         self.stream.flush()
 
     def _line(self, done: int, total: int, fraction: float, now: float) -> str:
-        filled = int(round(fraction * self.width))
+        # Rounded down: 100 % and a full bar only when the transfer is done.
+        final = done >= total
+        filled = self.width if final else min(self.width - 1, int(fraction * self.width))
+        percent = 100 if final else min(99, int(fraction * 100))
         bar = "#" * filled + "." * (self.width - filled)
         rate = done / max(now - self.start, 1e-9) / 1e6
         return (
-            f"{self.label} [{bar}] {fraction * 100:3.0f}%  "
+            f"{self.label} [{bar}] {percent:3d}%  "
             f"{done / 1e6:.1f}/{total / 1e6:.1f} MB  {rate:.1f} MB/s"
         )
 
