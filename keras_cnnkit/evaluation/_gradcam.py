@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import io
 import pathlib
 from collections.abc import Iterator, Sequence
 
@@ -78,7 +79,7 @@ class ClassActivationMap:
 
 
 def write_png(image: np.ndarray, path: str | pathlib.Path) -> pathlib.Path:
-    """Write an ``uint8`` image to a PNG file, atomically (a temporary file, then a rename).
+    """Write an ``uint8`` image to a PNG file atomically (a temporary file, then a rename).
 
     Args:
         image: ``(height, width)`` or ``(height, width, 3)`` ``uint8`` pixels.
@@ -89,15 +90,24 @@ def write_png(image: np.ndarray, path: str | pathlib.Path) -> pathlib.Path:
     """
     from PIL import Image
 
-    path = pathlib.Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        Image.fromarray(np.asarray(image, np.uint8)).save(tmp, format="PNG")
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
-    return path
+    from keras_cnnkit.io._files import write_bytes
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.asarray(image, np.uint8)).save(buffer, format="PNG")
+    write_bytes(path, buffer.getvalue())
+    return pathlib.Path(path)
+
+
+def _as_batch(images) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4:
+        raise DataError(
+            f"images must be (height, width, channels) or (n, height, width, channels), "
+            f"got shape {images.shape}"
+        )
+    return images
 
 
 def colorize(heatmap: np.ndarray) -> np.ndarray:
@@ -332,14 +342,7 @@ def grad_cam(
         >>> cam.heatmaps.shape, cam.overlays.shape, cam.layer
         ((1, 16, 16), (1, 16, 16, 3), 'stage2_conv1')
     """
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4:
-        raise DataError(
-            f"images must be (height, width, channels) or (n, height, width, channels), "
-            f"got shape {images.shape}"
-        )
+    images = _as_batch(images)
     name = find_feature_layer(model) if layer is None else layer
     try:
         target = model.get_layer(name)
@@ -431,14 +434,7 @@ def plot_shift_gradcam(
 
     from keras_cnnkit.evaluation.shift import shift_images
 
-    images = np.asarray(images)
-    if images.ndim == 3:
-        images = images[None]
-    if images.ndim != 4:
-        raise DataError(
-            f"images must be (height, width, channels) or (n, height, width, channels), "
-            f"got shape {images.shape}"
-        )
+    images = _as_batch(images)
     if class_index is None:
         class_index = grad_cam(model, images).class_index
     classes = np.broadcast_to(np.asarray(class_index, dtype=int), (len(images),))

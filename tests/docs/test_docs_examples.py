@@ -72,20 +72,8 @@ def test_missing_extra_stops_the_example_before_any_work(name, args, package, ex
     site.mkdir()
     work.mkdir()
     (site / "sitecustomize.py").write_text(HIDE)
-    env = {
-        **os.environ,
-        "PYTHONPATH": os.pathsep.join([str(site), str(ROOT)]),
-        "HIDE_PACKAGES": package,
-        "TF_CPP_MIN_LOG_LEVEL": "3",
-        "KERAS_HOME": str(tmp_path / "keras"),
-    }
-    proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), "--smoke", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=work,
-        timeout=300,
+    proc = _run_example(
+        name, tmp_path, "--smoke", *args, cwd=work, path=[site], HIDE_PACKAGES=package
     )
     assert proc.returncode == 1, proc.stdout[-2000:] + proc.stderr[-3000:]
     message = proc.stderr.strip().splitlines()[-1]
@@ -95,23 +83,31 @@ def test_missing_extra_stops_the_example_before_any_work(name, args, package, ex
     assert not list(work.iterdir()), "the example wrote output before stopping"
 
 
-def _run_smoke(name: str, tmp_path: pathlib.Path, *extra: str) -> str:
+def _run_example(
+    name: str, tmp_path: pathlib.Path, *args: str, cwd=None, path=(), **env_vars: str
+) -> subprocess.CompletedProcess:
+    """Run ``examples/<name>`` offline: no download can land anywhere but ``tmp_path``."""
     env = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        "PYTHONPATH": os.pathsep.join([*map(str, path), str(ROOT)]),
         "TF_CPP_MIN_LOG_LEVEL": "3",
         "MPLBACKEND": "Agg",
         "TMPDIR": str(tmp_path),
         "KERAS_HOME": str(tmp_path / "keras"),  # nothing may be downloaded
+        **env_vars,
     }
-    proc = subprocess.run(
-        [sys.executable, str(EXAMPLES / name), "--smoke", *extra],
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / name), *args],
         capture_output=True,
         text=True,
         env=env,
-        cwd=tmp_path,
+        cwd=cwd or tmp_path,
         timeout=300,
     )
+
+
+def _run_smoke(name: str, tmp_path: pathlib.Path, *extra: str) -> str:
+    proc = _run_example(name, tmp_path, "--smoke", *extra)
     assert proc.returncode == 0, (
         f"{name} --smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}"
     )

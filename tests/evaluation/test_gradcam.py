@@ -148,7 +148,7 @@ def test_result_shapes_overlays_and_png_files(tmp_path):
     for path, overlay in zip(paths, cam.overlays):
         with Image.open(path) as img:
             np.testing.assert_array_equal(np.asarray(img.convert("RGB")), overlay)
-    assert not list(tmp_path.glob(".*tmp"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cam0.png", "cam1.png", "cam2.png"]
     with pytest.raises(DataError, match="2 paths for 3"):
         cam.save([tmp_path / "a.png", tmp_path / "b.png"])
 
