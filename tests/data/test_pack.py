@@ -158,3 +158,15 @@ def test_killed_pack_resumes_without_duplicates_or_losses(tmp_path):
     assert sorted(os.listdir(out)) == sorted(["manifest.json", *names])
     for shard in manifest["splits"]["train"]["shards"]:
         assert hashlib.sha256((out / shard["name"]).read_bytes()).hexdigest() == shard["sha256"]
+
+
+def test_pack_reports_progress_in_source_bytes(tmp_path):
+    keys = write_tree(tmp_path / "src", per_class=4)
+    calls = []
+    pack(
+        tmp_path / "src", tmp_path / "out", progress=lambda done, total: calls.append((done, total))
+    )
+    total = sum((tmp_path / "src" / k).stat().st_size for k in keys)
+    assert calls and calls[-1] == (total, total)
+    assert all(t == total for _, t in calls)
+    assert [d for d, _ in calls] == sorted(d for d, _ in calls)

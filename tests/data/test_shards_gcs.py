@@ -89,3 +89,37 @@ def test_pack_to_a_bucket_and_read_it_back_through_a_checked_cache(tmp_path):
             from_shards(f"{uri}/manifest.json", cache_dir=cache, gcs=gcs)
         with pytest.raises(DataError, match="not found"):
             from_shards(f"gs://{bucket.name}/nothing/manifest.json", gcs=gcs)
+
+
+@pytest.mark.slow  # about 40 s: a cnnkit pack process killed mid-upload, then resumed
+def test_killed_pack_to_a_bucket_resumes_without_duplicates(tmp_path):
+    import json
+
+    from _shard_helpers import records, sigkill_once
+
+    keys = write_tree(tmp_path / "src", per_class=40, size=(48, 40))
+    with gcs_bucket() as (client, bucket, env, gcs):
+        uri = f"gs://{bucket.name}/p"
+        argv = cnnkit_command("pack", str(tmp_path / "src"), uri, "--shard-size", "4KB")
+
+        def ready():
+            blob = bucket.get_blob("p/.pack-state.json")
+            if blob is None:
+                return None
+            done = len(json.loads(blob.download_as_bytes())["splits"]["train"]["shards"])
+            return done if done >= 3 else None
+
+        done, code, output = sigkill_once(argv, env, ready, timeout_s=180, poll_s=0.05)
+        assert done is not None and code == -9, output[-2000:]
+        assert bucket.get_blob("p/manifest.json") is None
+        result = pack(tmp_path / "src", uri, shard_size="4KB", progress=False, gcs=gcs)
+        assert result.resumed
+        shards = result.manifest["splits"]["train"]["shards"]
+        names = sorted(b.name for b in client.list_blobs(bucket))
+        assert names == sorted([f"p/{s['name']}" for s in shards] + ["p/manifest.json"])
+        filenames = []
+        for shard in shards:
+            path = tmp_path / shard["name"]
+            bucket.blob(f"p/{shard['name']}").download_to_filename(str(path))
+            filenames += [r["filename"] for r in records(path)]
+        assert sorted(filenames) == sorted(keys)
