@@ -12,6 +12,14 @@ import keras
 
 from keras_cnnkit.errors import PrecisionError
 
+__all__ = [
+    "PRECISIONS",
+    "HardwareInfo",
+    "choose_precision",
+    "detect_hardware",
+    "resolve_precision",
+]
+
 logger = logging.getLogger("keras_cnnkit")
 
 #: Precisions accepted by every ``precision=`` argument.

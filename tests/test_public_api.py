@@ -34,7 +34,6 @@ MODULES = [
     "keras_cnnkit.models",
     "keras_cnnkit.preprocessing",
     "keras_cnnkit.training",
-    "keras_cnnkit._deprecation",
 ]
 
 

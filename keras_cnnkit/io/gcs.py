@@ -41,6 +41,19 @@ from keras_cnnkit.io import _files
 from keras_cnnkit.io._progress import ProgressCallback, make_callback
 from keras_cnnkit.io.metadata import SIDECAR_SUFFIX, sidecar_path
 
+__all__ = [
+    "MANIFEST_FORMAT",
+    "MANIFEST_NAME",
+    "GCSOptions",
+    "TransferResult",
+    "delete",
+    "download",
+    "ensure_absent",
+    "exists",
+    "parse_uri",
+    "upload",
+]
+
 logger = logging.getLogger(__name__)
 
 MiB = 1 << 20

@@ -16,6 +16,18 @@ import keras
 from keras_cnnkit._version import __version__
 from keras_cnnkit.errors import DataError, StorageError
 
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "SIDECAR_SUFFIX",
+    "ModelMetadata",
+    "build_metadata",
+    "preprocessing_from_model",
+    "sidecar_path",
+    "tensor_specs",
+    "versions",
+]
+
 #: Identifies a keras_cnnkit metadata document; bumped only on incompatible changes.
 FORMAT = "keras_cnnkit.model-metadata"
 FORMAT_VERSION = 1

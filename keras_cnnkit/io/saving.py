@@ -16,6 +16,17 @@ from keras_cnnkit.errors import IntegrityError, StorageError
 from keras_cnnkit.io import _files, _portable
 from keras_cnnkit.io.metadata import ModelMetadata, build_metadata, sidecar_path
 
+__all__ = [
+    "ARCHIVE_ENTRY",
+    "KERAS_SUFFIX",
+    "WEIGHTS_SUFFIX",
+    "LoadedModel",
+    "load",
+    "load_weights",
+    "save",
+    "save_weights",
+]
+
 if TYPE_CHECKING:  # pragma: no cover
     from keras_cnnkit.io.gcs import GCSOptions
 

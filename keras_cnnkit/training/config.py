@@ -15,6 +15,13 @@ import tomllib
 
 from keras_cnnkit.errors import ConfigError
 
+__all__ = [
+    "SCHEMA",
+    "RunConfig",
+    "load_config",
+    "parse_override",
+]
+
 # Each section: key -> (expected type(s), default). ``list``/``dict`` defaults are copied.
 _NUMBER = (int, float)
 SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {

@@ -14,6 +14,15 @@ import keras
 
 from keras_cnnkit.errors import DistributionError
 
+__all__ = [
+    "STRATEGIES",
+    "DistributionPlan",
+    "configure_cpu_devices",
+    "plan_distribution",
+    "process_layout",
+    "process_shard",
+]
+
 logger = logging.getLogger(__name__)
 
 #: Strategies accepted by ``distribution.strategy``.

@@ -7,6 +7,10 @@ from keras import ops
 
 from keras_cnnkit._api import serializable
 
+__all__ = [
+    "SparseCategoricalCrossentropy",
+]
+
 
 @serializable
 class SparseCategoricalCrossentropy(keras.losses.Loss):

@@ -15,6 +15,10 @@ from keras_cnnkit.errors import DataError
 from keras_cnnkit.hardware import detect_hardware
 from keras_cnnkit.training.losses import SparseCategoricalCrossentropy
 
+__all__ = [
+    "TrainingRecipe",
+]
+
 
 @dataclasses.dataclass
 class TrainingRecipe:

@@ -11,6 +11,17 @@ from typing import Any
 
 import keras
 
+__all__ = [
+    "CHECKPOINT_DIR",
+    "PARTIAL_HISTORY",
+    "RunRecorder",
+    "TrainingBackup",
+    "checkpoint_epoch",
+    "checkpoint_progress",
+    "read_history",
+    "write_text_atomic",
+]
+
 #: Folder (inside the run's output folder) holding the training state.
 CHECKPOINT_DIR = "checkpoints"
 #: The epoch history, written each epoch beside the training state.
