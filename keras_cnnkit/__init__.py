@@ -55,11 +55,13 @@ _NAMES = {
     "ConvStackSpec": "keras_cnnkit.models",
     "HeadSpec": "keras_cnnkit.models",
     "StageSpec": "keras_cnnkit.models",
+    "cifar10_airbench": "keras_cnnkit.models",
     "cifar10_classic": "keras_cnnkit.models",
     "cifar10_fast": "keras_cnnkit.models",
     "conv_stack": "keras_cnnkit.models",
     "reset_classifier": "keras_cnnkit.models",
     "TrainingRecipe": "keras_cnnkit.training",
+    "cifar10_airbench_recipe": "keras_cnnkit.training",
     "cifar10_classic_recipe": "keras_cnnkit.training",
     "cifar10_fast_recipe": "keras_cnnkit.training",
 }
@@ -103,12 +105,18 @@ if TYPE_CHECKING:  # pragma: no cover
         ConvStackSpec,
         HeadSpec,
         StageSpec,
+        cifar10_airbench,
         cifar10_classic,
         cifar10_fast,
         conv_stack,
         reset_classifier,
     )
-    from keras_cnnkit.training import TrainingRecipe, cifar10_classic_recipe, cifar10_fast_recipe
+    from keras_cnnkit.training import (
+        TrainingRecipe,
+        cifar10_airbench_recipe,
+        cifar10_classic_recipe,
+        cifar10_fast_recipe,
+    )
 
 
 def _load_all() -> None:
@@ -147,6 +155,8 @@ __all__ = [
     "backbone_model",
     "backbones",
     "build_classifier",
+    "cifar10_airbench",
+    "cifar10_airbench_recipe",
     "cifar10_classic",
     "cifar10_classic_recipe",
     "cifar10_fast",

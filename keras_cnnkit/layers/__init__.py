@@ -1,5 +1,8 @@
 """Keras layers of keras_cnnkit: each registered, serializable and ``.keras`` round-trippable."""
 
+from keras_cnnkit.layers._initializers import PartialIdentity
+from keras_cnnkit.layers._tta import TTA_LEVELS, TestTimeAugmentation
+from keras_cnnkit.layers._whitening import PatchWhitening, patch_whitening_kernel
 from keras_cnnkit.layers.batch_norm import BatchNorm
 from keras_cnnkit.layers.classifier_head import POOLINGS, ClassifierHead
 from keras_cnnkit.layers.conv_block import ConvBlock
@@ -15,6 +18,11 @@ __all__ = [
     "Normalize",
     "POOLINGS",
     "PRESETS",
+    "PartialIdentity",
+    "PatchWhitening",
     "ResidualBlock",
+    "TTA_LEVELS",
+    "TestTimeAugmentation",
     "make_normalization",
+    "patch_whitening_kernel",
 ]
