@@ -184,6 +184,7 @@ def main(argv=None) -> int:
                             )
                         )
                 bucket.blob("ours.keras").delete()
+                bucket.blob("ours.keras.json").delete()  # the model's metadata, sent with it
                 bucket.blob("bare.keras").delete()
                 time.sleep(1.0)  # let the server release the deleted objects' memory
             results["upload_mb_s"] = {
@@ -259,17 +260,19 @@ def markdown(r: dict) -> str:
         "",
         'Both sides check crc32c: the bare client with its default (`checksum="auto"`),',
         "keras_cnnkit.io by computing it while streaming and comparing it with the server's.",
-        "keras_cnnkit.io also checks the destination first, sends a generation precondition",
-        "and writes downloads to a temporary file renamed once verified. Other processes on a",
-        "small machine make single runs noisy: the best-run ratio is the steadier figure.",
+        "keras_cnnkit.io also checks the destination first, sends a generation precondition,",
+        "sends and fetches the model's metadata object with it (model and metadata as one",
+        "unit), and writes downloads to a temporary file fsynced and renamed once verified.",
+        "Other processes on a small machine make single runs noisy: the best-run ratio is the",
+        "steadier figure.",
         "",
         "| operation | keras_cnnkit.io (s, median) | Keras (s, median) |",
         "|---|---:|---:|",
         f"| save | {r['save_s']['keras_cnnkit']:.2f} | {r['save_s']['keras']:.2f} |",
         f"| load | {r['load_s']['keras_cnnkit']:.2f} | {r['load_s']['keras']:.2f} |",
         "",
-        "`save` adds the metadata entry, the sha256 and the atomic rename; `load` adds the",
-        "sha256 check.",
+        "`save` adds the metadata entry, the sha256, the fsync and the atomic rename of the",
+        "model and its metadata as one unit; `load` adds the sha256 check.",
         "",
     ]
     return "\n".join(lines)
