@@ -82,3 +82,16 @@ def test_classic_recipe_defaults(tmp_path):
     )
     assert (cfg.training["epochs"], cfg.training["batch_size"]) == (100, 32)
     assert (cfg.training["optimizer"], cfg.training["learning_rate"]) == ("rmsprop", 1e-4)
+
+
+def test_the_old_run_module_names_warn_and_still_work():
+    from keras_cnnkit._deprecation import KerasCnnkitDeprecationWarning
+    from keras_cnnkit.training import TrainResult, run
+    from keras_cnnkit.training.distribute import process_shard
+
+    with pytest.warns(KerasCnnkitDeprecationWarning, match="keras_cnnkit.training.TrainResult"):
+        assert run.TrainResult is TrainResult
+    with pytest.warns(KerasCnnkitDeprecationWarning, match="distribute.process_shard"):
+        assert run.process_shard is process_shard
+    with pytest.raises(AttributeError):
+        run.no_such_name  # noqa: B018

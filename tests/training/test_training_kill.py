@@ -111,7 +111,7 @@ def _check_consistent(out: pathlib.Path, epochs: int) -> None:
     assert not (out / "checkpoints").exists()
 
 
-@pytest.mark.parametrize("after", [2, 3])
+@pytest.mark.parametrize("after", [2, pytest.param(3, marks=pytest.mark.slow)])
 def test_kill_right_after_best_model_replacement(tmp_path, after):
     """The epoch of the killed replacement is trained again, and does not improve.
 
