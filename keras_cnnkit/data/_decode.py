@@ -77,27 +77,29 @@ def _exif_orientation(data: tf.Tensor) -> tf.Tensor:
         match = tf.reduce_all(tf.logical_or(tf.equal(head, exif_id), exif_id < 0))
         tiff = tf.where(tf.logical_and(tiff < 0, match), pos + 10, tiff)
         pos = pos + 2 + head[2] * 256 + head[3]
-    start = tf.maximum(tiff, 0)
-    head = _bytes_at(data, start, 8)
-    little = tf.logical_and(tf.equal(head[0], 0x49), tf.equal(head[1], 0x49))
 
-    def u16(b):
-        return tf.where(little, b[..., 0] + b[..., 1] * 256, b[..., 0] * 256 + b[..., 1])
+    def parse():  # only for the files that have the segment
+        head = _bytes_at(data, tiff, 8)
+        little = tf.logical_and(tf.equal(head[0], 0x49), tf.equal(head[1], 0x49))
 
-    offset = tf.where(
-        little,
-        u16(head[4:6]) + u16(head[6:8]) * 65536,
-        u16(head[4:6]) * 65536 + u16(head[6:8]),
-    )
-    ifd = start + tf.clip_by_value(offset, 0, length)
-    count = tf.clip_by_value(u16(_bytes_at(data, ifd, 2)), 0, 32)
-    entries = tf.reshape(_bytes_at(data, ifd + 2, 32 * 12), [32, 12])
-    tags = u16(entries[:, 0:2])
-    values = u16(entries[:, 8:10])
-    wanted = tf.logical_and(tf.equal(tags, 0x0112), tf.range(32) < count)
-    value = tf.reduce_max(tf.where(wanted, values, 0))
-    ok = tf.logical_and(tiff >= 0, tf.logical_and(value >= 1, value <= 8))
-    return tf.where(ok, value, 1)
+        def u16(b):
+            return tf.where(little, b[..., 0] + b[..., 1] * 256, b[..., 0] * 256 + b[..., 1])
+
+        offset = tf.where(
+            little,
+            u16(head[4:6]) + u16(head[6:8]) * 65536,
+            u16(head[4:6]) * 65536 + u16(head[6:8]),
+        )
+        ifd = tiff + tf.clip_by_value(offset, 0, length)
+        count = tf.clip_by_value(u16(_bytes_at(data, ifd, 2)), 0, 32)
+        entries = tf.reshape(_bytes_at(data, ifd + 2, 32 * 12), [32, 12])
+        tags = u16(entries[:, 0:2])
+        values = u16(entries[:, 8:10])
+        wanted = tf.logical_and(tf.equal(tags, 0x0112), tf.range(32) < count)
+        value = tf.reduce_max(tf.where(wanted, values, 0))
+        return tf.where(tf.logical_and(value >= 1, value <= 8), value, 1)
+
+    return tf.cond(tiff >= 0, parse, lambda: tf.constant(1))
 
 
 @_graph_only
@@ -155,6 +157,75 @@ def _pixel_check(size: tf.Tensor, max_pixels: int | None) -> list:
 
 
 @_graph_only
+def _jpeg_plan(data: tf.Tensor, config: DataConfig):
+    """A JPEG's stored size, DCT scale index and EXIF orientation."""
+    size = tf.io.extract_jpeg_shape(data)
+    orientation = _exif_orientation(data)
+    ratio = tf.constant(0)
+    target = _resize_target(config)
+    if target is not None:
+        swapped = orientation >= 5
+        h = tf.where(swapped, size[1], size[0])
+        w = tf.where(swapped, size[0], size[1])
+        for i, r in enumerate(JPEG_RATIOS[1:], start=1):
+            fits = tf.logical_and(h >= r * target[0], w >= r * target[1])
+            ratio = tf.where(fits, i, ratio)
+    return size, ratio, orientation
+
+
+@_graph_only
+def _decode_jpeg(data: tf.Tensor, ratio: tf.Tensor) -> tf.Tensor:
+    # libjpeg straight to RGB (grayscale and CMYK included); grayscale output goes
+    # through the same conversion as every other format
+    def at(r):
+        return lambda: tf.io.decode_jpeg(data, channels=3, ratio=r)
+
+    return tf.switch_case(ratio, [at(r) for r in JPEG_RATIOS])
+
+
+@_graph_only
+def _decode_other(data: tf.Tensor, max_pixels: int | None) -> tf.Tensor:
+    image = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
+    with tf.control_dependencies(_pixel_check(tf.shape(image), max_pixels)):
+        return tf.identity(image)
+
+
+@_graph_only
+def check_decode(data: tf.Tensor, config: DataConfig, max_pixels: int | None = None):
+    """Decode ``data`` once as the pipeline will, for its check: its plan and size.
+
+    Args:
+        data: A scalar ``tf.string`` tensor with the file's bytes.
+        config: The target :class:`~keras_cnnkit.data.DataConfig`.
+        max_pixels: Largest ``width * height`` accepted, or ``None``.
+
+    Returns:
+        ``(is_jpeg, ratio_index, orientation, height, width)``: the plan of
+        :func:`plan_decode` and the size of the decoded, turned image.
+
+    Raises:
+        tf.errors.InvalidArgumentError: If the bytes do not decode.
+    """
+    head = _bytes_at(data, 0, 32)
+    is_jpeg = tf.reduce_all(tf.equal(head[:3], tf.constant([0xFF, 0xD8, 0xFF])))
+
+    def jpeg():
+        size, ratio, orientation = _jpeg_plan(data, config)
+        with tf.control_dependencies(_pixel_check(size, max_pixels)):
+            shape = tf.shape(_decode_jpeg(data, ratio))
+        shape = tf.where(orientation >= 5, shape[1::-1], shape[:2])
+        return ratio, orientation, shape[0], shape[1]
+
+    def other():
+        with tf.control_dependencies(_pixel_check(_other_header_size(head), max_pixels)):
+            shape = tf.shape(_decode_other(data, max_pixels))
+        return tf.constant(0), tf.constant(1), shape[0], shape[1]
+
+    ratio, orientation, height, width = tf.cond(is_jpeg, jpeg, other)
+    return is_jpeg, ratio, orientation, height, width
+
+
+@_graph_only
 def plan_decode(data: tf.Tensor, config: DataConfig, max_pixels: int | None = None):
     """What decoding ``data`` takes: ``(is_jpeg, ratio_index, orientation)``.
 
@@ -172,19 +243,9 @@ def plan_decode(data: tf.Tensor, config: DataConfig, max_pixels: int | None = No
     """
     head = _bytes_at(data, 0, 32)
     is_jpeg = tf.reduce_all(tf.equal(head[:3], tf.constant([0xFF, 0xD8, 0xFF])))
-    target = _resize_target(config)
 
     def jpeg():
-        size = tf.io.extract_jpeg_shape(data)
-        orientation = _exif_orientation(data)
-        ratio = tf.constant(0)
-        if target is not None:
-            swapped = orientation >= 5
-            h = tf.where(swapped, size[1], size[0])
-            w = tf.where(swapped, size[0], size[1])
-            for i, r in enumerate(JPEG_RATIOS[1:], start=1):
-                fits = tf.logical_and(h >= r * target[0], w >= r * target[1])
-                ratio = tf.where(fits, i, ratio)
+        size, ratio, orientation = _jpeg_plan(data, config)
         with tf.control_dependencies(_pixel_check(size, max_pixels)):
             return tf.identity(ratio), tf.identity(orientation)
 
@@ -226,20 +287,13 @@ def decode_planned(
     is_jpeg, ratio, orientation = plan
 
     def jpeg():
-        def at(r):
-            # libjpeg straight to RGB (grayscale and CMYK included); grayscale output
-            # goes through the same conversion as every other format
-            return lambda: tf.io.decode_jpeg(data, channels=3, ratio=r)
-
-        image = tf.switch_case(ratio, [at(r) for r in JPEG_RATIOS])
+        image = _decode_jpeg(data, ratio)
         if oriented:
             image = _orient(image, orientation)
         return image if channels == 3 else _to_channels(image, channels)
 
     def other():
-        image = tf.io.decode_image(data, channels=0, dtype=tf.uint8, expand_animations=False)
-        with tf.control_dependencies(_pixel_check(tf.shape(image), max_pixels)):
-            return _to_channels(image, channels)
+        return _to_channels(_decode_other(data, max_pixels), channels)
 
     if formats == "jpeg":
         image = jpeg()

@@ -16,8 +16,17 @@ from PIL import Image, UnidentifiedImageError
 
 from keras_cnnkit.errors import ImageDecodeError
 
-#: Pillow format names that are decoded.
-SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
+
+def _decodes_webp() -> bool:
+    import tensorflow as tf
+
+    return hasattr(tf.io, "decode_webp")  # TensorFlow 2.18 and later
+
+
+#: Pillow format names that are decoded (WebP where TensorFlow decodes it, 2.18 and later).
+SUPPORTED_FORMATS: tuple[str, ...] = ("JPEG", "PNG", "BMP", "GIF") + (
+    ("WEBP",) if _decodes_webp() else ()
+)
 
 #: Default pixel limit (width * height) above which a file is refused: Pillow's own
 #: decompression-bomb threshold (about 89 megapixels).

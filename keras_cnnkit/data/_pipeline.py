@@ -32,8 +32,8 @@ from keras_cnnkit.data._config import (
     data_config as resolve_data_config,
 )
 from keras_cnnkit.data._decode import (
+    check_decode,
     decode_planned,
-    plan_decode,
     resize_image,
     resizer,
     to_uint8,
@@ -239,13 +239,9 @@ def _checker(config: DataConfig, max_pixels):
 
     @tf.function(input_signature=[tf.TensorSpec([], tf.string)], autograph=False)
     def check(data):
-        # The decode the pipeline will run (a JPEG at its planned DCT scale: at 1/8
-        # libjpeg does not notice every truncated file that a full decode refuses)
-        is_jpeg, ratio, orientation = plan_decode(data, config, max_pixels)
-        plan = (is_jpeg, ratio, orientation)
-        shape = tf.shape(decode_planned(data, plan, config, max_pixels))
+        is_jpeg, ratio, orientation, height, width = check_decode(data, config, max_pixels)
         fingerprint = tf.strings.to_hash_bucket_fast(data, _HASH_BUCKETS)
-        return fingerprint, shape[0], shape[1], is_jpeg, ratio, orientation
+        return fingerprint, height, width, is_jpeg, ratio, orientation
 
     return check
 
