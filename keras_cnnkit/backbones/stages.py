@@ -117,7 +117,13 @@ def stage_numbers(backbone: keras.Model) -> list[int]:
         The stage numbers, ascending.
 
     Raises:
-        SpecError: If ``model`` holds no registered backbone.
+        SpecError: If ``backbone`` holds no registered backbone.
+
+    Example:
+        >>> from keras_cnnkit.backbones import feature_extractor
+        >>> m = feature_extractor("vgg16", stages=(1, 3), input_shape=(32, 32, 3), weights=None)
+        >>> stage_numbers(m)
+        [1, 3]
     """
     backbone = backbone_model(backbone)
     outputs = backbone.output

@@ -26,6 +26,10 @@ def check_num_classes(num_classes) -> int:
 
     Raises:
         SpecError: If it is not a non-negative integer.
+
+    Example:
+        >>> check_num_classes(0)
+        0
     """
     integral = isinstance(num_classes, numbers.Integral) and not isinstance(num_classes, bool)
     if not integral or num_classes < 0:
