@@ -179,6 +179,34 @@ def process_shards(
     return list(shards)[process_id::num_processes]
 
 
+class _ShardFailure(list):
+    """The failure the data layer's converting iterator raises when reading shards fails.
+
+    Worked out when a read fails: the shards that no longer match their manifest sha256
+    are named (:class:`IntegrityError`), else the source is.
+    """
+
+    def __init__(self, files: list[str], shards: list[dict], source: str):
+        super().__init__()
+        self._files, self._shards, self._source = files, shards, source
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __getitem__(self, index):
+        damaged = [
+            display_path(f)
+            for f, s in zip(self._files, self._shards)
+            if s.get("sha256") and _sha256(pathlib.Path(f)) != s["sha256"]
+        ]
+        if damaged:
+            return IntegrityError(
+                f"shard {', '.join(damaged)} of {self._source} is damaged: it no longer "
+                "matches the sha256 of its manifest (pack again, or delete it from the cache)"
+            )
+        return DataError(f"reading the shards of {self._source} failed")
+
+
 def from_shards(
     source: str | os.PathLike,
     *,
@@ -283,7 +311,7 @@ def from_shards(
     """
     from keras_cnnkit.data._config import DataConfig
     from keras_cnnkit.data._decode import JPEG_RATIOS, _resize_target, decode_and_resize, resizer
-    from keras_cnnkit.data._pipeline import _decorate, _finish, _options, _planned
+    from keras_cnnkit.data._pipeline import _converting, _decorate, _finish, _options, _planned
 
     opts = _options(
         "from_shards",
@@ -419,6 +447,8 @@ def from_shards(
             shuffle_buffer=opts["shuffle_buffer"],
             late_resize=late_resize,
         )
+    # A read that fails during Python iteration names the damaged shard.
+    ds = _converting(ds, _ShardFailure(files, mine, text))
     report = SkipReport()
     for item in (manifest or {}).get("skipped", []):
         report.add(item["path"], item["reason"])

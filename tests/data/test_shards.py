@@ -115,6 +115,10 @@ def test_patterns_leftovers_missing_and_corrupt_shards(packed, tmp_path):
     (copy / first).write_bytes(bytes(data))
     with pytest.raises(IntegrityError, match=first):
         from_shards(copy / "manifest.json", verify=True)
+    damaged = from_shards(copy / "manifest.json", image_size=8, shuffle=False)
+    with pytest.raises(IntegrityError, match=f"{first}.*is damaged"):
+        for _ in damaged:  # found mid-iteration, named
+            pass
     with pytest.raises(DataError, match="shard.*for 99 processes"):
         from_shards(out / "manifest.json", num_processes=99, process_id=0)
 
