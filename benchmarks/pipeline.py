@@ -177,11 +177,15 @@ def main() -> None:
         sets[f"CIFAR-10 JPEGs 32x32 (n={args.cifar_images})"] = root
     sets[f"photo JPEGs 640x480 (n={args.photos})"] = photo_set(args.photos)
     m = machine()
+    load_before = os.getloadavg()[0]
     rows = {name: measure(name, root) for name, root in sets.items()}
+    m["load_average"] = [round(load_before, 2), round(os.getloadavg()[0], 2)]
     lines = [
         "# Preprocessing pipeline throughput",
         "",
         machine_markdown(m),
+        f"Load average (1 min) at the start and the end of the run: {m['load_average'][0]}, "
+        f"{m['load_average'][1]} (other work on the machine slows every row alike).",
         "",
         f"224x224 batches of {BATCH}, flip + translate augmentation; images/s over the best of 3 warm passes. "
         "Targets: >= 2x the Keras baseline, >= 80% of raw decode.",
