@@ -84,6 +84,7 @@ def test_service_reads_each_image_once_over_two_workers(service, packed):
     assert served.class_names == ds.class_names
 
 
+@pytest.mark.slow  # about 80 s: two trainings, one through the service
 def test_training_through_the_service_matches_local_training(service, packed, tmp_path):
     from keras_cnnkit.training import train
 

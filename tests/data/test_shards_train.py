@@ -59,6 +59,7 @@ def test_train_from_shards_gives_the_folder_result(tmp_path):
     assert meta["class_names"] == ["cat", "dog", "frog"]
 
 
+@pytest.mark.slow  # about 40 s: a pack to the bucket and two trainings
 def test_train_from_a_bucket(tmp_path):
     from keras_cnnkit.training import train
 
