@@ -187,14 +187,47 @@ def _spatial(model: keras.Model, layer) -> bool:
     return tensor is not None and len(tensor.shape) == 4
 
 
-def find_feature_layer(model: keras.Model) -> str:
-    """Name of the last layer of ``model`` producing a convolutional feature map.
+def _functional(model) -> bool:
+    return isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth")
 
-    That is the last top-level layer with a 4-D output that contains a
-    convolution: the last stage block of a :func:`~keras_cnnkit.conv_stack` or
-    CIFAR-10 network, or the backbone (inside its
-    :class:`~keras_cnnkit.backbones.InferenceMode` wrapper or not) of a
-    :func:`~keras_cnnkit.build_classifier` model.
+
+def _classifier(model: keras.Model) -> keras.Model:
+    """The functional model whose feature maps Grad-CAM reads.
+
+    ``model`` itself, unless all its convolutions sit inside one wrapped classifier
+    (a :class:`~keras_cnnkit.layers.TestTimeAugmentation` averaging the wrapped
+    model's views): then that classifier, which sees the image itself.
+    """
+    if not _functional(model):
+        raise SpecError(
+            f"class activation maps need a functional keras.Model, got {type(model).__name__}"
+        )
+    if any(_spatial(model, layer) and _contains_conv(layer) for layer in model.layers):
+        return model
+    wrapped = [
+        layer.layer
+        for layer in model.layers
+        if _functional(getattr(layer, "layer", None)) and _contains_conv(layer)
+    ]
+    if (
+        len(wrapped) == 1
+        and len(wrapped[0].inputs) == 1
+        and tuple(wrapped[0].output.shape[1:]) == tuple(model.output.shape[1:])
+    ):
+        return _classifier(wrapped[0])
+    return model
+
+
+def find_feature_layer(model: keras.Model) -> str:
+    """Name of the layer whose feature map Grad-CAM weighs: the last one after a convolution.
+
+    That is the last top-level layer with a 4-D output at or after the first layer
+    containing a convolution: the last stage block of a
+    :func:`~keras_cnnkit.conv_stack` or CIFAR-10 network (or the activation after
+    it), or the backbone (inside its :class:`~keras_cnnkit.backbones.InferenceMode`
+    wrapper or not) of a :func:`~keras_cnnkit.build_classifier` model. A model whose
+    classifier runs inside a :class:`~keras_cnnkit.layers.TestTimeAugmentation`
+    wrapper is read inside it (the name is that of a layer of the wrapped model).
 
     Args:
         model: A functional Keras model.
@@ -210,17 +243,19 @@ def find_feature_layer(model: keras.Model) -> str:
         >>> find_feature_layer(conv_stack({"stages": [4, 8]}, input_shape=(16, 16, 3)))
         'stage2_conv1'
     """
-    if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
+    classifier = _classifier(model)
+    found, after_conv = None, False
+    for layer in classifier.layers:
+        after_conv = after_conv or _contains_conv(layer)
+        if after_conv and _spatial(classifier, layer):
+            found = layer.name
+    if found is None:
         raise SpecError(
-            f"class activation maps need a functional keras.Model, got {type(model).__name__}"
+            f"model {model.name!r} has no convolutional feature map (no layer with a 4-D "
+            f"output containing a convolution); its layers: "
+            f"{[layer.name for layer in model.layers]}"
         )
-    for layer in reversed(model.layers):
-        if _spatial(model, layer) and _contains_conv(layer):
-            return layer.name
-    raise SpecError(
-        f"model {model.name!r} has no convolutional feature map (no layer with a 4-D "
-        f"output containing a convolution); its layers: {[layer.name for layer in model.layers]}"
-    )
+    return found
 
 
 @contextlib.contextmanager
@@ -344,6 +379,7 @@ def grad_cam(
     """
     images = _as_batch(images)
     name = find_feature_layer(model) if layer is None else layer
+    whole, model = model, _classifier(model)
     try:
         target = model.get_layer(name)
     except ValueError:
@@ -358,13 +394,13 @@ def grad_cam(
     tensor = _output(model, target)
     features = keras.Model(model.inputs[0], tensor)
     head = keras.Model(tensor, model.output)
-    images = images.astype(keras.backend.standardize_dtype(model.inputs[0].dtype))
+    raw, images = images, images.astype(keras.backend.standardize_dtype(model.inputs[0].dtype))
     fmap = np.asarray(features(images, training=False)).astype(np.float32)
 
     num_classes = int(model.output.shape[-1])
-    if class_index is None:
-        probs = np.asarray(head(fmap, training=False))
-        classes = probs.argmax(-1)
+    if class_index is None:  # the class the whole model predicts (test-time views included)
+        inputs = raw.astype(keras.backend.standardize_dtype(whole.inputs[0].dtype))
+        classes = np.asarray(whole(inputs, training=False)).argmax(-1)
     else:
         classes = np.broadcast_to(np.asarray(class_index, dtype=int), (len(images),)).copy()
     bad = [int(c) for c in classes if not 0 <= c < num_classes]

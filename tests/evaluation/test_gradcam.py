@@ -181,6 +181,29 @@ def test_library_models_find_their_last_feature_map(build, layer):
     assert cam.layer == layer and cam.heatmaps.shape == (1, *shape[:2])
 
 
+def test_a_classifier_inside_test_time_augmentation_is_read_inside():
+    from keras_cnnkit.layers import TestTimeAugmentation
+
+    inner = conv_stack(SMALL, input_shape=(16, 16, 1), num_classes=3)
+    inputs = keras.Input((16, 16, 1), dtype="uint8", name="images")
+    wrapped = keras.Model(inputs, TestTimeAugmentation(inner, level=1, name="tta")(inputs))
+    assert find_feature_layer(wrapped) == "stage2_conv1"
+    x = _blob_images(2)
+    cam = grad_cam(wrapped, x, class_index=[0, 2])
+    # the wrapped classifier's map of the image itself (not of the mirrored view)
+    np.testing.assert_allclose(cam.coarse, grad_cam(inner, x, class_index=[0, 2]).coarse)
+
+
+def test_cifar10_airbench_gets_a_map_at_the_image_size():
+    from keras_cnnkit.models import cifar10_airbench
+
+    model = cifar10_airbench()
+    x = np.random.default_rng(0).integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    cam = grad_cam(model, x)
+    assert cam.heatmaps.shape == (2, 32, 32) and cam.coarse.shape[1:] == (3, 3)
+    assert cam.class_index.tolist() == model.predict(x, verbose=0).argmax(-1).tolist()
+
+
 @pytest.mark.parametrize("train_batchnorm", [False, True], ids=["inference_mode", "direct"])
 def test_backbone_classifier_maps_at_the_input_size(train_batchnorm):
     keras.utils.set_random_seed(3)
