@@ -37,6 +37,13 @@ def register(subparsers) -> None:
         default=None,
         help="fraction of images written as the validation split (the data layer's split)",
     )
+    p.add_argument(
+        "--min-shards",
+        type=int,
+        default=1,
+        help="at least this many training shards (smaller ones if needed): at least the "
+        "number of processes that will train from them",
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the order")
     p.add_argument(
         "--reencode",
@@ -63,6 +70,7 @@ def run(args: argparse.Namespace) -> int:
         args.source,
         args.dest,
         shard_size=args.shard_size,
+        min_shards=args.min_shards,
         validation_split=args.validation_split,
         seed=args.seed,
         on_error="raise" if args.strict else "skip",

@@ -294,6 +294,7 @@ def pack(
     labels: Sequence[int] | None = None,
     class_names: Sequence[str] | None = None,
     shard_size: int | str = "128MB",
+    min_shards: int = 1,
     validation_split: float | int | None = None,
     seed: int = 0,
     on_error: str = "skip",
@@ -330,6 +331,9 @@ def pack(
             for a file list or ``.npz``, the names the labels index.
         shard_size: Target bytes per shard (``"128MB"``, ``"64MiB"`` or an int); a
             shard closes at the first image that reaches it.
+        min_shards: Write at least about this many training shards (smaller shards
+            when the images would fill fewer): at least the number of processes that
+            will read them, each of which reads only its own shards.
         validation_split: Fraction (or count) of images held out as the validation split.
         seed: Seed of the split and of the order of the images in the shards.
         on_error: ``"skip"`` (bad files are left out and listed in the report and the
@@ -378,6 +382,8 @@ def pack(
     if reencode not in REENCODE:
         raise SpecError(f"reencode must be one of {REENCODE}, got {reencode!r}")
     target = parse_size(shard_size)
+    if int(min_shards) < 1:
+        raise SpecError(f"min_shards must be a positive int, got {min_shards!r}")
     report = SkipReport()
     arrays = None
     if isinstance(source, (str, os.PathLike)) and not is_remote(source):
@@ -410,6 +416,7 @@ def pack(
         "validation_split": validation_split,
         "seed": int(seed),
         "shard_size": target,
+        "min_shards": int(min_shards),
         "reencode": reencode,
         "max_pixels": max_pixels,
         "on_error": on_error,
@@ -480,7 +487,12 @@ def pack(
     scratch = _scratch(store)
     try:
         for split_name, idx in parts.items():
-            out = _SplitWriter(split_name, state, store, scratch, target)
+            split_bytes = sum(size_of(items[i]) for i in idx)
+            # Shards of at most 1/min_shards of the split (by source bytes).
+            split_target = target
+            if int(min_shards) > 1:
+                split_target = min(target, max(1, -(-split_bytes // int(min_shards))))
+            out = _SplitWriter(split_name, state, store, scratch, split_target)
             pos = int(out.sp["next"])
             while pos < len(idx):
                 chunk = [items[i] for i in idx[pos : pos + _CHUNK]]

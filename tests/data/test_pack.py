@@ -170,3 +170,17 @@ def test_pack_reports_progress_in_source_bytes(tmp_path):
     assert calls and calls[-1] == (total, total)
     assert all(t == total for _, t in calls)
     assert [d for d, _ in calls] == sorted(d for d, _ in calls)
+
+
+def test_min_shards_splits_a_small_set_for_several_readers(tmp_path):
+    keys = write_tree(tmp_path / "src", per_class=8)
+    one = pack(tmp_path / "src", tmp_path / "one", progress=False)
+    assert len(one.manifest["splits"]["train"]["shards"]) == 1  # 128MB holds them all
+    four = pack(tmp_path / "src", tmp_path / "four", min_shards=4, progress=False)
+    shards = four.manifest["splits"]["train"]["shards"]
+    assert len(shards) >= 4
+    assert sorted(
+        r["filename"] for s in shards for r in records(tmp_path / "four" / s["name"])
+    ) == sorted(keys)
+    with pytest.raises(SpecError, match="min_shards"):
+        pack(tmp_path / "src", tmp_path / "zero", min_shards=0, progress=False)
