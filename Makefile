@@ -67,17 +67,21 @@ docs-figures: $(STAMP)
 docs-browser: $(STAMP)
 	$(BIN)/python -m pytest -m browser tests/docs -q
 
+# Each benchmark prints its command first and the seconds it took last.
+TIMED = @timed() { echo "+ $$*"; start=$$(date +%s); "$$@"; rc=$$?; \
+	echo "[$$*: $$(( $$(date +%s) - start )) s, exit $$rc]"; return $$rc; }; timed
+
 bench-speed: $(STAMP)
-	$(BIN)/python benchmarks/speed.py
+	$(TIMED) $(BIN)/python benchmarks/speed.py
 
 bench-scaling: $(STAMP)
-	$(BIN)/python benchmarks/scaling.py
+	$(TIMED) $(BIN)/python benchmarks/scaling.py
 
 bench-cifar10: $(STAMP)
-	$(BIN)/python benchmarks/cifar10.py
+	$(TIMED) $(BIN)/python benchmarks/cifar10.py
 
 bench-data-scale: $(STAMP)
-	$(BIN)/python benchmarks/data_scale.py
+	$(TIMED) $(BIN)/python benchmarks/data_scale.py
 
 bench: bench-speed bench-cifar10
 

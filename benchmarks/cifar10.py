@@ -1,4 +1,4 @@
-"""CIFAR-10: the classic and the fast recipe on the real images, per epoch, side by side.
+"""CIFAR-10: the classic, the fast and the airbench recipe on the real images, per epoch.
 
 On the 50,000 CIFAR-10 training JPEGs in ``../shared/data`` (a seeded 5,000-image validation
 split held out), trains ``cifar10_classic_recipe`` and ``cifar10_fast_recipe`` within time
@@ -7,8 +7,15 @@ model's graph), achieved GFLOP/s against the float32 matmul peak measured in the
 and validation accuracy. Then: how soon the fast recipe reaches the accuracy the classic
 recipe has at the end of its budget.
 
-Run: ``python benchmarks/cifar10.py`` (defaults: classic 30 min, fast 60 min; see --help
-for shorter runs).
+The full configuration then trains ``cifar10_airbench_recipe`` with 3 seeds on all 50,000
+images (``--airbench-train all``; ``split`` trains on the 45,000 and validates on the
+held-out 5,000 every epoch), counts its training PFLOPs, times the test-time augmented
+evaluation, evaluates each seed on ``--test-folder`` (the official test split, laid out as
+``<class>/<file>``) when given, and draws validation accuracy against training time for
+every recipe into ``results/cifar10.png`` (needs matplotlib).
+
+Run: ``python benchmarks/cifar10.py`` (defaults: classic 30 min, fast 60 min, airbench
+3 seeds of 10 epochs; see --help for shorter runs, ``--recipes airbench`` for one recipe).
 """
 
 from __future__ import annotations
@@ -31,7 +38,12 @@ from _common import (  # noqa: E402
     write_results,
 )
 
-from keras_cnnkit import cifar10_classic_recipe, cifar10_fast_recipe, load_image_folder  # noqa: E402
+from keras_cnnkit import (  # noqa: E402
+    cifar10_airbench_recipe,
+    cifar10_classic_recipe,
+    cifar10_fast_recipe,
+    load_image_folder,
+)
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -41,6 +53,7 @@ class EpochLog(keras.callbacks.Callback):
         super().__init__()
         self.recipe, self.x_val, self.y_val = recipe, x_val, y_val
         self.n_train, self.budget_s, self.flops = n_train, budget_s, flops_per_image
+        self.validate = x_val is not None and len(x_val) > 0
         self.rows: list[dict] = []
         self.train_s = 0.0
 
@@ -50,7 +63,7 @@ class EpochLog(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._t
         self.train_s += seconds
-        acc = self.recipe.evaluate(self.x_val, self.y_val)
+        acc = self.recipe.evaluate(self.x_val, self.y_val) if self.validate else float("nan")
         ips = self.n_train / seconds
         row = {
             "epoch": epoch + 1,
@@ -76,6 +89,92 @@ def run(recipe, train, val, budget_s, epochs):
     return flops, log.rows
 
 
+def run_airbench(args, data, train, val, curves) -> dict:
+    """The airbench recipe, ``args.airbench_seeds`` seeds: per-epoch rows, PFLOPs, TTA time."""
+    fit_on = data if args.airbench_train == "all" else train
+    x_val, y_val = (None, None) if args.airbench_train == "all" else (val.x, val.y)
+    seeds = []
+    for seed in range(args.airbench_seeds):
+        keras.utils.set_random_seed(seed)
+        recipe = cifar10_airbench_recipe(
+            epochs=args.airbench_epochs, seed=seed, precision=args.precision
+        )
+        flops = recipe.training_flops(1, 1)  # per image and epoch
+        log = EpochLog(recipe, x_val, y_val, len(fit_on.y), float("inf"), flops)
+        start = time.perf_counter()
+        recipe.fit(fit_on.x, fit_on.y, callbacks=[log], verbose=0)
+        fit_s = time.perf_counter() - start
+        row = {
+            "seed": seed,
+            "epochs": log.rows,
+            "fit_s_incl_whitening": fit_s,
+            "train_pflops": recipe.training_flops(len(fit_on.y)) / 1e15,
+        }
+        for name, images in (("validation", val), ("test", _test_data(args))):
+            if images is None or (name == "validation" and args.airbench_train == "all"):
+                continue
+            start = time.perf_counter()
+            row[f"{name}_accuracy_tta"] = recipe.evaluate(images.x, images.y)
+            row[f"{name}_tta_s"] = time.perf_counter() - start
+        seeds.append(row)
+        curves[f"airbench seed {seed}"] = log.rows
+    lines = [
+        f"### Airbench recipe: {len(seeds)} seeds, {args.airbench_epochs} epochs, "
+        f"trained on {len(fit_on.y)} images",
+        "",
+        "| seed | fit min (whitening incl.; per-epoch validation too with split) "
+        "| TTA eval s | train PFLOPs | held-out acc | test acc |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in seeds:
+        tta_s = r.get("test_tta_s", r.get("validation_tta_s", float("nan")))
+        lines.append(
+            f"| {r['seed']} | {r['fit_s_incl_whitening'] / 60:.1f} | {tta_s:.0f} | "
+            f"{r['train_pflops']:.3f} | {r.get('validation_accuracy_tta', float('nan')):.4f} | "
+            f"{r.get('test_accuracy_tta', float('nan')):.4f} |"
+        )
+    for key in ("validation_accuracy_tta", "test_accuracy_tta"):
+        values = [r[key] for r in seeds if key in r]
+        if values:
+            lines += ["", f"Mean {key.replace('_', ' ')}: **{np.mean(values):.4f}**."]
+    return {"seeds": seeds, "train": args.airbench_train, "md": "\n".join(lines)}
+
+
+def _test_data(args):
+    """The official test split from ``--test-folder``, or ``None``."""
+    if not args.test_folder:
+        return None
+    return load_image_folder(args.test_folder, cache_dir=CACHE)
+
+
+def plot(curves: dict[str, list[dict]], name: str) -> None:
+    """Validation accuracy against cumulative training time, one line per run."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no accuracy-vs-time figure", flush=True)
+        return
+    from _common import RESULTS
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, rows in curves.items():
+        points = [(r["train_s"] / 60, r["val_accuracy"]) for r in rows]
+        points = [(t, a) for t, a in points if a == a]  # runs without validation: no line
+        if points:
+            ax.plot(*zip(*points), marker="o", label=label)
+    ax.axhline(0.94, color="grey", linestyle="--", linewidth=1, label="94 %")
+    ax.set_xlabel("training time (min)")
+    ax.set_ylabel("validation accuracy")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    fig.savefig(RESULTS / f"{name}.png", dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classic-minutes", type=float, default=30.0)
@@ -84,7 +183,20 @@ def main() -> None:
     parser.add_argument("--fast-width", type=float, default=1.0)
     parser.add_argument("--train-size", type=int, default=None, help="use a subset for a quick run")
     parser.add_argument("--precision", default="auto")
+    parser.add_argument(
+        "--recipes", default="classic,fast,airbench", help="comma-separated recipes to run"
+    )
+    parser.add_argument("--airbench-seeds", type=int, default=3)
+    parser.add_argument("--airbench-epochs", type=int, default=10)
+    parser.add_argument(
+        "--airbench-train",
+        choices=("all", "split"),
+        default="all",
+        help="all: train on the 50,000 images; split: on 45,000, validating on the held-out 5,000",
+    )
+    parser.add_argument("--test-folder", help="the official test split (<class>/<file> images)")
     args = parser.parse_args()
+    recipes = set(args.recipes.split(","))
     if not SHARED_CIFAR.exists():
         raise SystemExit(f"CIFAR-10 images not found at {SHARED_CIFAR}")
 
@@ -100,6 +212,14 @@ def main() -> None:
         flush=True,
     )
 
+    curves: dict[str, list[dict]] = {}
+    airbench = run_airbench(args, data, train, val, curves) if "airbench" in recipes else None
+    if not {"classic", "fast"} <= recipes:
+        if airbench is None:
+            raise SystemExit("--recipes: give classic,fast (compared together) and/or airbench")
+        write_results("cifar10_airbench", {"machine": m, "airbench": airbench}, airbench["md"])
+        plot(curves, "cifar10_airbench")
+        return
     keras.utils.set_random_seed(0)
     classic = cifar10_classic_recipe(precision=args.precision)
     classic_flops, classic_rows = run(
@@ -110,6 +230,7 @@ def main() -> None:
         epochs=args.fast_epochs, width=args.fast_width, precision=args.precision
     )
     fast_flops, fast_rows = run(fast, train, val, args.fast_minutes * 60, args.fast_epochs)
+    curves["classic"], curves["fast"] = classic_rows, fast_rows
 
     target = classic_rows[-1]["val_accuracy"]
     reached = next((r for r in fast_rows if r["val_accuracy"] >= target), None)
@@ -152,6 +273,9 @@ def main() -> None:
         )
     )
     lines += ["", summary]
+    if airbench:
+        lines += ["", airbench["md"]]
+    plot(curves, "cifar10")
     write_results(
         "cifar10",
         {
@@ -164,6 +288,7 @@ def main() -> None:
             "classic_final_accuracy": target,
             "fast_minutes_to_classic": reached["train_s"] / 60 if reached else None,
             "fast_minutes_to_90": ninety["train_s"] / 60 if ninety else None,
+            "airbench": {k: v for k, v in (airbench or {}).items() if k != "md"},
         },
         "\n".join(lines),
     )
