@@ -295,3 +295,35 @@ def test_trained_model_loads_in_a_fresh_process(tmp_path):
         capture_output=True,
     )
     np.testing.assert_array_equal(np.load(out), expected)
+
+
+def test_cnnkit_evaluate_applies_the_test_time_augmentation(tmp_path, capsys):
+    import json
+
+    from _training_helpers import run_cli
+
+    keras.utils.set_random_seed(0)
+    recipe = cifar10_airbench_recipe(epochs=1, batch_size=16, precision="float32")
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (48, 32, 32, 3)).astype("uint8")
+    y = rng.integers(0, 10, 48)
+    recipe.fit(x, y, verbose=0)
+    with_tta = float(np.mean(recipe.model.predict(x, verbose=0).argmax(-1) == y))
+    classifier = recipe.model.get_layer("tta").layer
+    without = float(np.mean(classifier.predict(x.astype("float32"), verbose=0).argmax(-1) == y))
+    assert with_tta != without  # the two readings can be told apart on these images
+    recipe.model.save(tmp_path / "model.keras")
+    np.savez(tmp_path / "data.npz", x=x, y=y)
+    capsys.readouterr()
+    code = run_cli(
+        [
+            "evaluate",
+            str(tmp_path / "model.keras"),
+            str(tmp_path / "data.npz"),
+            "--no-verify",
+            "--json",
+        ]
+    )
+    assert code == 0
+    scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert scores["accuracy"] == pytest.approx(with_tta)
