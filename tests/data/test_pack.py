@@ -184,3 +184,20 @@ def test_min_shards_splits_a_small_set_for_several_readers(tmp_path):
     ) == sorted(keys)
     with pytest.raises(SpecError, match="min_shards"):
         pack(tmp_path / "src", tmp_path / "zero", min_shards=0, progress=False)
+
+
+def test_reencode_stores_the_decoded_pixels_in_the_asked_format(tmp_path):
+    import tensorflow as tf
+
+    from keras_cnnkit.data import read_image
+
+    keys = write_tree(tmp_path / "src", per_class=2)
+    result = pack(tmp_path / "src", tmp_path / "png", reencode="png", progress=False)
+    assert result.manifest["reencode"] == "png"
+    for r in _all_records(tmp_path / "png", result.manifest):
+        assert r["image"].startswith(b"\x89PNG")
+        want = read_image(tmp_path / "src" / r["filename"])  # the data layer's decoder
+        np.testing.assert_array_equal(tf.io.decode_png(r["image"]).numpy(), want)
+    assert len(_all_records(tmp_path / "png", result.manifest)) == len(keys)
+    with pytest.raises(SpecError, match="reencode"):
+        pack(tmp_path / "src", tmp_path / "x", reencode="gif", progress=False)
