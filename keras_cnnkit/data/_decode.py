@@ -363,10 +363,52 @@ def resize_image(image: tf.Tensor, config: DataConfig) -> tf.Tensor:
     Returns:
         The resized pixels (``image`` itself when the config keeps the size).
     """
-    layer = resizer(config)
-    if layer is None:
+    if config.image_size is None:
         return image
-    return to_uint8(layer.resize(image))
+    return to_uint8(resize_float(image, config))
+
+
+@_graph_only
+def resize_float(image: tf.Tensor, config: DataConfig) -> tf.Tensor:
+    """Resize (and center-crop) to ``float32`` 0..255 values, with TensorFlow ops only.
+
+    The Keras ``Resizing`` and ``CenterCrop`` layers of :func:`resizer` run here through
+    their TensorFlow implementation whatever the Keras backend, so a ``tf.data`` pipeline
+    gives the same pixels under JAX or PyTorch as under TensorFlow.
+
+    Args:
+        image: ``(height, width, channels)`` or a batch of them.
+        config: The target :class:`~keras_cnnkit.data.DataConfig` (with an image size).
+
+    Returns:
+        The resized ``float32`` pixels.
+    """
+    layer = resizer(config)
+    x = tf.cast(image, tf.float32)
+    for step in (layer.resizing, layer.cropping):
+        if step is not None:
+            with tensorflow_backend(step):
+                x = step(x)
+    return x
+
+
+class tensorflow_backend:  # noqa: N801 - used as a context manager
+    """Run Keras preprocessing layers on their TensorFlow implementation, on any backend."""
+
+    def __init__(self, *layers):
+        self.layers = [layer for layer in layers if hasattr(layer, "backend")]
+
+    def __enter__(self):
+        for layer in self.layers:
+            if hasattr(layer.backend, "set_backend"):
+                layer.backend.set_backend("tensorflow")
+        return self
+
+    def __exit__(self, *exc):
+        for layer in self.layers:
+            if hasattr(layer.backend, "reset"):
+                layer.backend.reset()
+        return False
 
 
 @_graph_only

@@ -34,8 +34,9 @@ from keras_cnnkit.data._config import (
 from keras_cnnkit.data._decode import (
     check_decode,
     decode_planned,
+    resize_float,
     resize_image,
-    resizer,
+    tensorflow_backend,
     to_uint8,
 )
 from keras_cnnkit.data._inspect import (
@@ -98,13 +99,12 @@ def _check_common(
 
 def _options(where: str, defaults: Mapping | None = None, **kw) -> dict:
     backend = keras.backend.backend()
-    if backend != "tensorflow":
-        # Keras layers (resize, normalization, augmentation) run inside tf.data's graph,
-        # which only the TensorFlow backend can trace.
+    if backend != "tensorflow" and kw["normalize"] is not None:
+        # Resizing and augmentation run on their TensorFlow implementation under any
+        # backend; the Normalize layer computes with the backend's own ops.
         raise ConfigError(
-            f"keras_cnnkit.data pipelines need the TensorFlow backend, and Keras "
-            f"runs on {backend!r}: set KERAS_BACKEND=tensorflow, or give the model arrays "
-            "(a .npz file in a training config)"
+            f"{where}: normalize= needs the TensorFlow backend and Keras runs on "
+            f"{backend!r}; leave it out and normalize inside the model"
         )
     config = kw.pop("data_config", None)
     config = None if config is None else resolve_data_config(config)
@@ -345,7 +345,7 @@ def _file_pipeline(
     ):
         # Every image is smaller than the output: augment at the source size, then
         # upsample (the same transformations on far fewer pixels).
-        late_resize = resizer(config).resize
+        late_resize = functools.partial(resize_float, config=config)
         resize_now = False
 
     def guarded(path_t, data_t):
@@ -602,17 +602,18 @@ def _augmenter(layers, mix):
     def apply(x, y, seed):
         x = tf.cast(x, tf.float32)
         stream = None if seed is None else _SeedStream(seed)
-        for layer in layers:
-            if stream is not None and transformable(layer):
-                t = layer.get_random_transformation(x, training=True, seed=stream)
-                x = layer.transform_images(x, t, training=True)
-            else:
-                x = layer(x, training=True)
-        if mix is not None:
-            data = {"images": x, "labels": y}
-            t = mix.get_random_transformation(data, training=True, seed=stream)
-            x = mix.transform_images(x, t, training=True)
-            y = mix.transform_labels(y, t, training=True)
+        with tensorflow_backend(*layers, *([mix] if mix is not None else [])):
+            for layer in layers:
+                if stream is not None and transformable(layer):
+                    t = layer.get_random_transformation(x, training=True, seed=stream)
+                    x = layer.transform_images(x, t, training=True)
+                else:
+                    x = layer(x, training=True)
+            if mix is not None:
+                data = {"images": x, "labels": y}
+                t = mix.get_random_transformation(data, training=True, seed=stream)
+                x = mix.transform_images(x, t, training=True)
+                y = mix.transform_labels(y, t, training=True)
         return x if y is None else (x, y)
 
     return apply
@@ -1134,7 +1135,7 @@ def from_arrays(
             if x.dtype == np.uint8:
                 image = resize_image(image, config)
             else:
-                image = resizer(config).resize(image)
+                image = resize_float(image, config)
         return image
 
     def make(name, training, o):
