@@ -32,6 +32,9 @@ class TrainData:
         shuffle: Shuffle the training data every epoch.
         input_preprocessing: For folder data, how files became the model input
             (``DataConfig.input_preprocessing()``), to record in the model's metadata.
+        process_sharded: The streams already hold only this process's share of the
+            data (each process of a job reads its own files), so training does not
+            slice the global batches between processes again.
     """
 
     class_names: list[str]
@@ -42,6 +45,7 @@ class TrainData:
     streams: tuple | None = None
     shuffle: bool = True
     input_preprocessing: dict | None = None
+    process_sharded: bool = False
 
     def sources(self) -> tuple:
         """``(train, validation)`` as :meth:`TrainingRecipe.fit` takes them.

@@ -174,8 +174,8 @@ def _run(cfg: RunConfig, plan, start: float, verbose) -> TrainResult:
         logger.info("resuming %s at epoch %d of %d", cfg.output["dir"], initial + 1, t["epochs"])
 
     def shard(ds, training: bool):
-        if plan.num_processes == 1:
-            return ds
+        if plan.num_processes == 1 or data.process_sharded:
+            return ds  # one process, or each process already reads its own share
         batch = t["batch_size"] if training else None
         return process_shard(ds, batch, plan.num_processes, plan.process_id)
 
