@@ -66,26 +66,15 @@ def matmul_peak(dtype: str = "float32", n: int = 2048, repeats: int = 5) -> floa
     return 2 * n**3 / best / 1e9
 
 
-def forward_flops(model, input_shape) -> int:
-    """FLOPs of one forward pass of one image, counted from the traced graph's Conv2D and MatMul ops.
+def forward_flops(model, input_shape=None) -> int:
+    """FLOPs of one forward pass of one image: :func:`keras_cnnkit.models.forward_flops`.
 
-    A multiply-add counts as 2 FLOPs; training is taken as 3x the forward pass.
+    A multiply-add counts as 2 FLOPs; training is taken as 3x the forward pass. The model
+    is built for its input shape already (``input_shape`` is kept for old callers).
     """
-    import tensorflow as tf
+    from keras_cnnkit.models import forward_flops as count
 
-    spec = tf.TensorSpec((1, *input_shape), model.inputs[0].dtype)
-    graph = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec).graph
-    total = 0
-    for op in graph.get_operations():
-        if op.type in ("Conv2D", "_FusedConv2D"):
-            out = op.outputs[0].shape.as_list()
-            kh, kw, cin, cout = op.inputs[1].shape.as_list()
-            total += 2 * out[0] * out[1] * out[2] * kh * kw * cin * cout
-        elif op.type in ("MatMul", "BatchMatMulV2"):
-            m, k = op.inputs[0].shape.as_list()[-2:]
-            n = op.inputs[1].shape.as_list()[-1]
-            total += 2 * m * k * n
-    return total
+    return count(model)
 
 
 class StepTimer:
