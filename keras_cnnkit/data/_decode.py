@@ -332,18 +332,30 @@ def decode_image(data: tf.Tensor, config: DataConfig, max_pixels: int | None = N
     return decode_planned(data, plan_decode(data, config, max_pixels), config, max_pixels)
 
 
-@functools.lru_cache(maxsize=64)
-def resizer(config: DataConfig) -> ImagePreprocessing | None:
-    """The resize (and center crop) layer of ``config``, shared by every route."""
-    if config.image_size is None:
-        return None
+def preprocessing_layer(config: DataConfig, normalize=None) -> ImagePreprocessing:
+    """An :class:`ImagePreprocessing` layer with the resize settings of ``config``.
+
+    Args:
+        config: A :class:`~keras_cnnkit.data.DataConfig` with an image size.
+        normalize: The layer's ``normalize`` argument.
+
+    Returns:
+        The layer.
+    """
     return ImagePreprocessing(
         config.image_size,
         resize_mode=config.resize_mode,
         interpolation=config.interpolation,
         center_crop=config.center_crop,
         antialias=config.antialias,
+        normalize=normalize,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def resizer(config: DataConfig) -> ImagePreprocessing | None:
+    """The resize (and center crop) layer of ``config``, shared by every route."""
+    return None if config.image_size is None else preprocessing_layer(config)
 
 
 @_graph_only

@@ -34,6 +34,7 @@ from keras_cnnkit.data._config import (
 from keras_cnnkit.data._decode import (
     check_decode,
     decode_planned,
+    preprocessing_layer,
     resize_float,
     resize_image,
     tensorflow_backend,
@@ -159,14 +160,7 @@ def _serving_layer(opts: dict, normalization) -> ImagePreprocessing | None:
     if normalization is not None:
         cfg = normalization.get_config()
         normalize = {k: cfg[k] for k in ("scale", "offset", "mean", "std", "channel_order")}
-    return ImagePreprocessing(
-        config.image_size,
-        resize_mode=config.resize_mode,
-        interpolation=config.interpolation,
-        center_crop=config.center_crop,
-        antialias=config.antialias,
-        normalize=normalize,
-    )
+    return preprocessing_layer(config, normalize)
 
 
 # --------------------------------------------------------------------------- file check
