@@ -52,8 +52,10 @@ class FlipShiftBatches(keras.utils.PyDataset):
     ):
         super().__init__()
         self.x = np.asarray(x)
-        if self.x.ndim != 4:
-            raise DataError(f"x must be (n, height, width, channels) images, got {self.x.shape}")
+        if self.x.ndim != 4 or not len(self.x):
+            raise DataError(
+                f"x must be (n, height, width, channels) images, n > 0; got shape {self.x.shape}"
+            )
         self.y = None if y is None else np.asarray(y).reshape(-1).astype("int32")
         if self.y is not None and len(self.y) != len(self.x):
             raise DataError(f"x and y differ in length: {len(self.x)} images, {len(self.y)} labels")

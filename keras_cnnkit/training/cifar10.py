@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import keras
 import numpy as np
 
+from keras_cnnkit.errors import DataError
 from keras_cnnkit.hardware import resolve_precision
 from keras_cnnkit.models._flops import forward_flops
 from keras_cnnkit.models.cifar10 import cifar10_airbench, cifar10_classic, cifar10_fast
@@ -242,12 +243,14 @@ class AirbenchRecipe(TrainingRecipe):
         return 3.0 * forward_flops(self.model) * num_examples * (epochs or self.epochs)
 
     def fit(self, x, y=None, *, callbacks=(), initial_epoch: int = 0, **kwargs):
-        """Fit the whitening to ``x`` (arrays, first epoch only), then train as the engine does.
+        """Fit the whitening to the training images (first epoch only), then train.
 
-        Takes the arguments of :meth:`TrainingRecipe.fit`.
+        Takes the arguments of :meth:`TrainingRecipe.fit`. With a dataset of ``(images,
+        labels)`` batches instead of arrays, the whitening is fitted to its first
+        :attr:`whitening_images` images.
         """
-        if y is not None and initial_epoch == 0:
-            self.adapt(x)
+        if initial_epoch == 0:
+            self.adapt(x if y is not None else _first_images(x, self.whitening_images))
         extra = []
         if self.lookahead:
             n = kwargs.get("num_examples") or (len(x) if y is not None else None)
@@ -261,6 +264,24 @@ class AirbenchRecipe(TrainingRecipe):
     def predict(self, x, batch_size: int = 1000) -> np.ndarray:
         """Class probabilities of the model (which applies its test-time augmentation)."""
         return self.model.predict(FlipShiftBatches(x, batch_size=batch_size), verbose=0)
+
+
+def _first_images(data, count: int) -> np.ndarray:
+    """The first ``count`` images of a dataset of ``(images, ...)`` batches."""
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):  # keras.utils.PyDataset
+        batches = (data[i] for i in range(len(data)))
+    else:
+        batches = iter(data)
+    images, total = [], 0
+    for batch in batches:
+        first = batch[0] if isinstance(batch, (tuple, list)) else batch
+        images.append(np.asarray(first))
+        total += len(images[-1])
+        if total >= count:
+            break
+    if not total:
+        raise DataError("the training dataset is empty: no images to fit the whitening to")
+    return np.concatenate(images)[:count]
 
 
 def _model_holding(model: keras.Model, layer) -> keras.Model:

@@ -327,3 +327,21 @@ def test_cnnkit_evaluate_applies_the_test_time_augmentation(tmp_path, capsys):
     assert code == 0
     scores = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert scores["accuracy"] == pytest.approx(with_tta)
+
+
+def test_recipe_fits_the_whitening_to_a_dataset_too():
+    recipe = cifar10_airbench_recipe(epochs=1, batch_size=16, precision="float32")
+    x = _images(40, size=32, seed=6)
+    batches = FlipShiftBatches(x, np.arange(40) % 10, batch_size=16)
+    recipe.whitening_images = 20
+    recipe.fit(batches, num_examples=40, verbose=0)
+    whiten = recipe.model.get_layer("tta").layer.get_layer("whiten")
+    normalize = recipe.model.get_layer("tta").layer.get_layer("normalize")
+    expected = patch_whitening_kernel(
+        keras.ops.convert_to_numpy(normalize(x[:20].astype("float32")))
+    )
+    np.testing.assert_allclose(whiten.conv.kernel.numpy(), expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(DataError, match="empty"):
+        recipe.fit([], num_examples=1, verbose=0)
+    with pytest.raises(DataError, match="n > 0"):
+        FlipShiftBatches(x[:0], np.zeros(0), batch_size=4)
