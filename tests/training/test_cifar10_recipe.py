@@ -345,3 +345,55 @@ def test_recipe_fits_the_whitening_to_a_dataset_too():
         recipe.fit([], num_examples=1, verbose=0)
     with pytest.raises(DataError, match="n > 0"):
         FlipShiftBatches(x[:0], np.zeros(0), batch_size=4)
+
+
+_AVERAGED_SGD = """
+import json, sys
+import numpy as np, keras
+from keras_cnnkit.training._averaging import LookaheadAverage
+
+rng = np.random.default_rng(0)
+x = rng.normal(size=(8, 3)).astype("float32")
+y = rng.normal(size=(8, 1)).astype("float32")
+inputs = keras.Input((3,))
+model = keras.Model(inputs, keras.layers.Dense(1, kernel_initializer="ones")(inputs))
+model.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+callback = LookaheadAverage(total_steps=6, every=2, decay=0.8, power=1.0)
+model.fit(x, y, batch_size=8, epochs=6, shuffle=False, verbose=0, callbacks=[callback])
+print(json.dumps([w.tolist() for w in model.get_weights()]))
+"""
+
+
+def _averaged_sgd_by_hand():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(8, 3)).astype("float32")
+    y = rng.normal(size=(8, 1)).astype("float32")
+    w, b = np.ones((3, 1)), np.zeros(1)
+    avg_w, avg_b = w.copy(), b.copy()
+    for step in range(1, 7):
+        r = x @ w + b - y
+        w, b = w - 0.1 * 2 * x.T @ r / 8, b - 0.1 * 2 * r.sum(0) / 8
+        if step % 2 == 0:
+            d = 0.8**2 * (step / 6)
+            avg_w, avg_b = d * avg_w + (1 - d) * w, d * avg_b + (1 - d) * b
+            w, b = avg_w.copy(), avg_b.copy()
+    return [avg_w, avg_b]
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_lookahead_average_inside_fit_matches_sgd_by_hand(backend):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    if backend == "jax":
+        pytest.importorskip("jax")
+    env = dict(os.environ, KERAS_BACKEND=backend)
+    proc = subprocess.run(
+        [sys.executable, "-c", _AVERAGED_SGD], env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    got = json.loads(proc.stdout.strip().splitlines()[-1])
+    for g, want in zip(got, _averaged_sgd_by_hand()):
+        np.testing.assert_allclose(np.array(g), want, rtol=1e-4, atol=1e-5)
