@@ -31,6 +31,7 @@ import uuid
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import numpy as np  # noqa: E402
 from _common import CACHE, machine, machine_markdown, write_results  # noqa: E402
 from pipeline import cifar_subset, photo_set  # noqa: E402
 
@@ -77,6 +78,59 @@ def route(build, n: int, files) -> dict:
         "warm_s": round(warm, 3),
         "cold_ips": round(n / (built + first), 1),
         "warm_ips": round(n / warm, 1),
+    }
+
+
+def records_from_bucket(manifest_uri: str, manifest: dict, cache, gcs) -> dict:
+    """Getting the shards' records out of the bucket, two ways (decoding is the same after).
+
+    ``cache``: what ``from_shards`` does, download every shard into an empty local cache
+    (checked) and read the files with ``tf.data.TFRecordDataset``. ``stream``: the
+    alternative, each shard streamed through google-cloud-storage's reader into a Python
+    generator that splits the TFRecord framing, fed to ``tf.data`` with
+    ``from_generator``.
+    """
+    import struct
+
+    import tensorflow as tf
+
+    from keras_cnnkit.data._shards import local_shards
+    from keras_cnnkit.data._store import Store
+
+    names = [s["name"] for s in manifest["splits"]["train"]["shards"]]
+    folder = manifest_uri.rsplit("/", 1)[0]
+    store = Store(folder, gcs)
+    n_records = manifest["splits"]["train"]["count"]
+
+    def count(ds) -> int:
+        return int(ds.reduce(np.int64(0), lambda c, _: c + 1))
+
+    shutil.rmtree(cache, ignore_errors=True)
+    start = time.perf_counter()
+    files = local_shards(store, manifest["splits"]["train"]["shards"], cache)
+    assert count(tf.data.TFRecordDataset(files)) == n_records
+    cached = time.perf_counter() - start
+    bucket = gcs.client.bucket(folder[len("gs://") :].split("/", 1)[0])
+    prefix = folder[len("gs://") :].split("/", 1)[1]
+
+    def stream():
+        for name in names:
+            with bucket.blob(f"{prefix}/{name}").open("rb", chunk_size=8 << 20) as f:
+                while head := f.read(12):
+                    (size,) = struct.unpack("<Q", head[:8])
+                    yield f.read(size)
+                    f.read(4)
+
+    start = time.perf_counter()
+    ds = tf.data.Dataset.from_generator(stream, output_signature=tf.TensorSpec([], tf.string))
+    assert count(ds) == n_records
+    streamed = time.perf_counter() - start
+    shutil.rmtree(cache, ignore_errors=True)
+    return {
+        "cache_s": round(cached, 2),
+        "stream_s": round(streamed, 2),
+        "cache_rps": round(n_records / cached, 1),
+        "stream_rps": round(n_records / streamed, 1),
     }
 
 
@@ -134,6 +188,8 @@ def measure(
     manifest = f"{uri}/manifest.json"
     row["bucket"] = route(lambda: from_shards(manifest, cache_dir=cache, gcs=gcs, **kw), n, None)
     print("bucket", row["bucket"], flush=True)
+    row["records"] = records_from_bucket(manifest, result.manifest, cache, gcs)
+    print("records", row["records"], flush=True)
     for key in ("cold", "warm"):
         row[f"shards_over_folder_{key}"] = round(
             row["shards"][f"{key}_ips"] / row["folder"][f"{key}_ips"], 2
@@ -176,6 +232,17 @@ def markdown(rows: list[dict], m: dict, args) -> str:
             f"| {r['pack_bucket']['ips']:.0f} ({r['pack_bucket']['mb_s']:.1f}) "
             f"| {r['load_before_folder']} / {r['load_before_shards']} / {r['load_before_bucket']} |"
         )
+    lines += [
+        "",
+        "Records out of the bucket, the two ways (decoding is the same afterwards): "
+        + "; ".join(
+            f"{r['name']}: download into the cache then read "
+            f"{r['records']['cache_rps']:.0f} records/s, streamed through a Python generator "
+            f"{r['records']['stream_rps']:.0f} records/s"
+            for r in rows
+        )
+        + ". from_shards uses the cache.",
+    ]
     cifar = [r for r in rows if r["name"] == "cifar10"]
     if cifar:
         r = cifar[0]
