@@ -860,34 +860,28 @@ def _download_folder(client, opts, bucket, prefix, dest, overwrite, progress, ur
     entries = manifest["files"]
     total = sum(int(e["size"]) for e in entries)
     callback = make_callback(progress, str(dest))
-    done = 0
-
-    def file_progress(n, _total):
-        if callback is not None:
-            callback(done + n, total)
-
+    blobs = []
+    for entry in entries:
+        name = f"{prefix}/{entry['path']}" if prefix else entry["path"]
+        file_uri = f"gs://{bucket.name}/{name}"
+        with _errors("downloading", file_uri, client, opts):
+            blob = bucket.get_blob(name, timeout=opts.timeout, retry=_retry(opts))
+        if blob is None:
+            raise IntegrityError(
+                f"{file_uri!r} is listed in the manifest of {uri!r} but does not exist"
+            )
+        if blob.crc32c != entry["crc32c"] or int(blob.size) != int(entry["size"]):
+            raise IntegrityError(
+                f"{file_uri!r} does not match the manifest of {uri!r} (crc32c "
+                f"{blob.crc32c}, size {blob.size}; manifest: {entry['crc32c']}, "
+                f"{entry['size']}): it was changed after the upload"
+            )
+        blobs.append((blob, entry))
+    _files.remove_stale_temps(dest)
     tmp = _files.temp_sibling(dest)
     try:
-        tmp.mkdir()
-        for entry in entries:
-            name = f"{prefix}/{entry['path']}" if prefix else entry["path"]
-            file_uri = f"gs://{bucket.name}/{name}"
-            with _errors("downloading", file_uri, client, opts):
-                blob = bucket.get_blob(name, timeout=opts.timeout, retry=_retry(opts))
-            if blob is None:
-                raise IntegrityError(
-                    f"{file_uri!r} is listed in the manifest of {uri!r} but does not exist"
-                )
-            if blob.crc32c != entry["crc32c"] or int(blob.size) != int(entry["size"]):
-                raise IntegrityError(
-                    f"{file_uri!r} does not match the manifest of {uri!r} (crc32c "
-                    f"{blob.crc32c}, size {blob.size}; manifest: {entry['crc32c']}, "
-                    f"{entry['size']}): it was changed after the upload"
-                )
-            local = tmp.joinpath(*pathlib.PurePosixPath(entry["path"]).parts)
-            local.parent.mkdir(parents=True, exist_ok=True)
-            _download_file(client, opts, blob, local, file_progress, int(entry["size"]))
-            done += int(entry["size"])
+        tmp.mkdir(parents=True)
+        _download_many(client, opts, blobs, tmp, callback, total, uri)
         if callback is not None:
             callback(total, total)
         _files.replace_dir(tmp, dest)
@@ -895,3 +889,60 @@ def _download_folder(client, opts, bucket, prefix, dest, overwrite, progress, ur
         _files.remove(tmp)
     logger.info("downloaded folder %s to %s (%d files)", uri, dest, len(entries))
     return [dict(e) for e in entries]
+
+
+def _download_many(client, opts, blobs, folder: pathlib.Path, callback, total: int, uri: str):
+    """Download ``(blob, manifest entry)`` pairs into ``folder``, several at a time.
+
+    Uses google-cloud-storage's transfer manager (threads, one request per object);
+    each file's crc32c is computed while it is written and checked against the
+    manifest, and every file is flushed to disk before the folder is renamed into place.
+    """
+    import threading
+
+    from google.cloud.storage import transfer_manager
+
+    lock = threading.Lock()
+    done = dict.fromkeys(range(len(blobs)), 0)
+
+    def progress(index):
+        def report(n, _size):
+            if callback is None:
+                return
+            with lock:
+                done[index] = n
+                callback(min(sum(done.values()), max(total - 1, 0)), total)
+
+        return report
+
+    handles, writers = [], []
+    try:
+        for index, (_, entry) in enumerate(blobs):
+            local = folder.joinpath(*pathlib.PurePosixPath(entry["path"]).parts)
+            local.parent.mkdir(parents=True, exist_ok=True)
+            raw = open(local, "wb")  # noqa: SIM115 - closed below, after all downloads
+            handles.append(raw)
+            writers.append(_HashingWriter(raw, int(entry["size"]), progress(index)))
+        with _errors("downloading", uri, client, opts):
+            results = transfer_manager.download_many(
+                [(blob, writer) for (blob, _), writer in zip(blobs, writers)],
+                download_kwargs={"checksum": None, "timeout": opts.timeout, "retry": _retry(opts)},
+                worker_type=transfer_manager.THREAD,
+                max_workers=8,
+                raise_exception=True,
+            )
+        for result in results:
+            if isinstance(result, Exception):
+                raise result
+    finally:
+        for raw in handles:
+            raw.close()
+    for (blob, entry), writer in zip(blobs, writers):
+        got = _b64(writer.checksum)
+        if got != entry["crc32c"] or writer.size != int(entry["size"]):
+            raise IntegrityError(
+                f"downloading gs://{blob.bucket.name}/{blob.name}: the data received does not "
+                f"match the manifest of {uri!r} ({writer.size} bytes with crc32c {got}; "
+                f"expected {entry['size']} bytes with crc32c {entry['crc32c']}); nothing was kept"
+            )
+        logger.info("downloaded gs://%s/%s (%d bytes)", blob.bucket.name, blob.name, writer.size)
