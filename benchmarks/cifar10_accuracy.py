@@ -184,6 +184,9 @@ def main() -> None:
         "no_lookahead": {"lookahead": False},
         "mixed_bfloat16": {"precision": "mixed_bfloat16"},
         "no_flip": {"flip": False},
+        "random_flip": {"alternating_flips": False},
+        "no_label_smoothing": {"label_smoothing": 0.0},
+        "no_bias_scale": {"bias_scale": 1.0},
     }
     for a in filter(None, args.ablations.split(",")):
         # "epochsN": the full recipe trained for N epochs

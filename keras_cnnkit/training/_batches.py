@@ -25,7 +25,9 @@ class FlipShiftBatches(keras.utils.PyDataset):
         y: Integer labels ``(n,)``, or ``None``.
         batch_size: Batch size.
         translate: Largest shift in pixels (0: none).
-        flip: Alternate horizontal flips.
+        flip: Flip horizontally.
+        alternate: With ``flip``, alternate the flips (``False``: a new random half
+            of the images every epoch).
         shuffle: Shuffle every epoch.
         seed: Seed of shuffling, flips and shifts.
 
@@ -47,6 +49,7 @@ class FlipShiftBatches(keras.utils.PyDataset):
         batch_size: int,
         translate: int = 0,
         flip: bool = False,
+        alternate: bool = True,
         shuffle: bool = False,
         seed: int = 0,
     ):
@@ -62,6 +65,7 @@ class FlipShiftBatches(keras.utils.PyDataset):
         self.batch_size = int(batch_size)
         self.translate = int(translate)
         self.flip = bool(flip)
+        self.alternate = bool(alternate)
         self.shuffle = bool(shuffle)
         self.rng = np.random.default_rng(seed)
         self.epoch = 0
@@ -75,7 +79,7 @@ class FlipShiftBatches(keras.utils.PyDataset):
         n = len(self.x)
         self.order = self.rng.permutation(n) if self.shuffle else np.arange(n)
         if self.flip:
-            if self._flipped is None:
+            if self._flipped is None or not self.alternate:
                 self._flipped = self.rng.random(n) < 0.5
             else:
                 self._flipped = ~self._flipped

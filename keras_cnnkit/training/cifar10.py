@@ -182,7 +182,8 @@ class AirbenchRecipe(TrainingRecipe):
 
     Attributes:
         translate: Largest training shift in pixels.
-        flip: Alternating horizontal flips.
+        flip: Horizontal flips.
+        alternating_flips: With :attr:`flip`, alternate them (``False``: random).
         lookahead: Average the weights with :class:`LookaheadAverage`.
         lookahead_every: Steps between two averaging updates.
         whitening_images: Training images the whitening is fitted to.
@@ -190,6 +191,7 @@ class AirbenchRecipe(TrainingRecipe):
 
     translate: int = 2
     flip: bool = True
+    alternating_flips: bool = True
     lookahead: bool = True
     lookahead_every: int = 5
     whitening_images: int = 5000
@@ -204,6 +206,7 @@ class AirbenchRecipe(TrainingRecipe):
                 batch_size=self.batch_size,
                 translate=self.translate,
                 flip=self.flip,
+                alternate=self.alternating_flips,
                 shuffle=shuffle,
                 seed=self.seed,
             )
@@ -304,6 +307,7 @@ def cifar10_airbench_recipe(
     warmup_fraction: float = 0.23,
     translate: int = 2,
     flip: bool = True,
+    alternating_flips: bool = True,
     whitening: bool = True,
     lookahead: bool = True,
     tta_level: int = 2,
@@ -335,7 +339,8 @@ def cifar10_airbench_recipe(
         label_smoothing: Label smoothing of the cross-entropy.
         warmup_fraction: Fraction of the steps the learning rate rises.
         translate: Largest training shift in pixels.
-        flip: Alternating horizontal flips.
+        flip: Horizontal flips.
+        alternating_flips: Alternate the flips each epoch (``False``: random).
         whitening: Patch-whitening first layer (``False``: a learnt convolution).
         lookahead: Lookahead weight averaging.
         tta_level: Test-time augmentation level of the model.
@@ -393,5 +398,6 @@ def cifar10_airbench_recipe(
         seed=seed,
         translate=translate,
         flip=flip,
+        alternating_flips=alternating_flips,
         lookahead=lookahead,
     )

@@ -397,3 +397,15 @@ def test_lookahead_average_inside_fit_matches_sgd_by_hand(backend):
     got = json.loads(proc.stdout.strip().splitlines()[-1])
     for g, want in zip(got, _averaged_sgd_by_hand()):
         np.testing.assert_allclose(np.array(g), want, rtol=1e-4, atol=1e-5)
+
+
+def test_flip_shift_batches_random_flips_are_drawn_again_each_epoch():
+    x = np.arange(64 * 4 * 5, dtype="uint8").reshape(64, 4, 5, 1)
+    batches = FlipShiftBatches(x, np.arange(64), batch_size=64, flip=True, alternate=False)
+    first = batches._flipped.copy()
+    batches.on_epoch_end()
+    # not the complement (alternating) and not the same draw
+    assert not np.array_equal(batches._flipped, ~first)
+    assert not np.array_equal(batches._flipped, first)
+    recipe = cifar10_airbench_recipe(precision="float32", alternating_flips=False)
+    assert recipe.training_data((x, np.arange(64))).alternate is False
