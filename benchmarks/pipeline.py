@@ -20,8 +20,8 @@ ratios are to the baseline and to raw decode. The CIFAR-10 rows need
 when it is absent.
 
 Run: ``python benchmarks/pipeline.py [--cifar-images 2000] [--photos 200] [--previous
-OLD.json]``; ``--previous`` adds the rows of an earlier run (e.g. before a change, on the
-same machine) to the table for comparison.
+OLD.json ...]``; each ``--previous`` adds the rows of an earlier run (e.g. before a change, on
+the same machine; its JSON's ``label`` names it) to the table for comparison.
 """
 
 from __future__ import annotations
@@ -169,7 +169,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--cifar-images", type=int, default=2000)
     parser.add_argument("--photos", type=int, default=200)
-    parser.add_argument("--previous", help="JSON of an earlier run to show beside this one")
+    parser.add_argument(
+        "--previous",
+        action="append",
+        default=[],
+        help="JSON of an earlier run to show beside this one (repeatable; its 'label' names it)",
+    )
     args = parser.parse_args()
     sets = {}
     root = cifar_subset(args.cifar_images)
@@ -193,15 +198,14 @@ def main() -> None:
         "| data | raw decode | Keras baseline | ours | ours / baseline | ours / raw decode | file check (s) | ours, first epoch incl. check |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    previous = None
-    if args.previous:
-        with open(args.previous) as f:
-            previous = json.load(f)
+    previous = []
+    for path in args.previous:
+        with open(path) as f:
+            previous.append(json.load(f))
     table = [(name, r, "") for name, r in rows.items()]
-    if previous:
-        table += [
-            (name, r, previous.get("label", "previous run")) for name, r in previous["rows"].items()
-        ]
+    for run in previous:
+        label = run.get("label", "previous run")
+        table += [(name, r, label) for name, r in run["rows"].items()]
     for name, r, label in table:
         name = f"{name}, {label}" if label else name
         lines.append(
@@ -212,8 +216,8 @@ def main() -> None:
     if previous:
         lines += [
             "",
-            f'Rows marked "{previous.get("label", "previous run")}" are an earlier run of this '
-            "script on the same machine, kept for comparison.",
+            "Rows with a label after the data set are earlier runs of this script on the same "
+            "machine, kept for comparison; unlabelled rows are this run.",
         ]
     results = {"machine": m, "batch_size": BATCH, "image_size": SIZE, "rows": rows}
     if previous:
