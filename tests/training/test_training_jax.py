@@ -97,7 +97,9 @@ def _job_argv(config, *sets):
 
 @pytest.mark.slow  # about 50 s: three JAX processes
 def test_two_process_job_through_cnnkit_train(tmp_path):
-    data = write_npz(tmp_path / "d.npz", n=64)
+    # 66 images split into 48 training images (3 global batches of 16, each split evenly
+    # between the two processes) and 18 validation images: no batch is dropped.
+    data = write_npz(tmp_path / "d.npz", n=66)
     out = tmp_path / "out"
     config = write_config(tmp_path / "run.toml", str(data), str(out))
     sets = [*EXACT, "training.epochs=2"]
