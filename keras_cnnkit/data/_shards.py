@@ -15,6 +15,7 @@ training every process reads only its own shards (file-level sharding).
 from __future__ import annotations
 
 import fnmatch
+import functools
 import hashlib
 import os
 import pathlib
@@ -230,6 +231,7 @@ def from_shards(
     num_parallel_calls: int = tf.data.AUTOTUNE,
     num_processes: int = 1,
     process_id: int = 0,
+    equal_shares: bool = False,
     cycle_length: int | None = None,
     include_filenames: bool = False,
     cache_dir: str | os.PathLike | None = None,
@@ -248,9 +250,14 @@ def from_shards(
 
     With ``num_processes > 1`` this process reads only the shards
     ``process_id::num_processes`` (file-level sharding): over the processes every image
-    is read once per epoch. ``gs://`` shards are downloaded once into ``cache_dir``
-    (default ``$CNNKIT_SHARD_CACHE`` or ``~/.cache/keras_cnnkit/shards``) and checked
-    against the manifest's sha256.
+    is read once per epoch. Shards rarely split evenly between processes, while a
+    multi-process training step is a collective that every process must join: with
+    ``equal_shares=True`` every process reads the same, declared number of records
+    per epoch, the largest share (from the manifest's counts), a process with a
+    smaller share reading some of its records twice, so every image is still read at
+    least once per epoch and every process runs the same number of steps. ``gs://``
+    shards are downloaded once into ``cache_dir`` (default ``$CNNKIT_SHARD_CACHE`` or
+    ``~/.cache/keras_cnnkit/shards``) and checked against the manifest's sha256.
 
     Args:
         source: A manifest or shard pattern, local or ``gs://``.
@@ -275,6 +282,8 @@ def from_shards(
         num_parallel_calls: Parallel decode calls.
         num_processes: Processes reading the shards together.
         process_id: This process's index.
+        equal_shares: Every process reads the largest share's number of records per
+            epoch (needs a manifest's counts); the dataset's cardinality says so.
         cycle_length: Shards read at once (default: up to 8).
         include_filenames: Add each record's source file name as a last element.
         cache_dir: Local cache of ``gs://`` shards.
@@ -285,13 +294,13 @@ def from_shards(
 
     Returns:
         A ``tf.data.Dataset`` of ``(images, labels)`` batches (or images). It carries
-        ``class_names``, ``num_examples`` (this process's images, when the manifest
-        says), ``shard_files`` (the local files read), ``report`` (the files the pack
-        skipped) and ``data_config``.
+        ``class_names``, ``num_examples`` (this process's images per epoch,
+        when the manifest says), ``shard_files`` (the local files read), ``report``
+        (the files the pack skipped) and ``data_config``.
 
     Raises:
-        DataError: If the manifest or a shard is missing, the split unknown, or there are
-            fewer shards than processes.
+        DataError: If the manifest or a shard is missing, the split unknown, there are
+            fewer shards than processes, or ``equal_shares`` has no counts to go by.
         IntegrityError: If a shard does not match the manifest's checksum.
         SpecError: If an option is invalid.
 
@@ -310,7 +319,12 @@ def from_shards(
         ((2, 8, 8, 3), ['cat', 'dog'])
     """
     from keras_cnnkit.data._config import DataConfig
-    from keras_cnnkit.data._decode import JPEG_RATIOS, _resize_target, decode_and_resize, resizer
+    from keras_cnnkit.data._decode import (
+        JPEG_RATIOS,
+        _resize_target,
+        decode_and_resize,
+        resize_float,
+    )
     from keras_cnnkit.data._pipeline import _converting, _decorate, _finish, _options, _planned
 
     opts = _options(
@@ -346,6 +360,16 @@ def from_shards(
     class_names = list(manifest["class_names"]) if manifest else None
     counts = [s.get("count") for s in mine]
     num_examples = sum(counts) if all(c is not None for c in counts) else None
+    share = None  # records per epoch, equal on every process
+    if equal_shares and int(num_processes) > 1:
+        every = [s.get("count") for s in shards]
+        if any(c is None for c in every):
+            raise DataError(
+                f"from_shards: equal_shares needs the record count of every shard of {text}; "
+                "read them through their manifest.json"
+            )
+        n = int(num_processes)
+        share = max(sum(every[p::n]) for p in range(n))
     config: DataConfig = opts["_config"]
     channels = config.channels
     target = config.image_size
@@ -362,7 +386,7 @@ def from_shards(
         and info["max_width"] <= target[1]
     ):
         # As the folder route: augment at the source size, then upsample.
-        late_resize = resizer(config).resize
+        late_resize = functools.partial(resize_float, config=config)
         resize_now = False
     seed_ = opts["seed"]
     do_shuffle = bool(opts["shuffle"])
@@ -382,6 +406,12 @@ def from_shards(
     )
     if do_shuffle:  # shuffle the encoded records, not the decoded pixels
         ds = ds.shuffle(max(1, shuffle_buffer), seed=seed_, reshuffle_each_iteration=True)
+    if share is not None:
+        # A smaller share goes round again (reshuffled) up to the largest share.
+        if share > num_examples:
+            ds = ds.repeat()
+        ds = ds.take(share)
+        num_examples = share
 
     kinds = info.get("kinds") if manifest else None
     planned = None
@@ -424,6 +454,8 @@ def from_shards(
     # Records parsed 256 at a time (one vectorized op), then decoded one by one.
     ds = ds.batch(256).map(lambda r: tf.io.parse_example(r, _FEATURES)).unbatch()
     ds = ds.map(decode, num_parallel_calls=opts["num_parallel_calls"])
+    if share is not None:  # declared, so the batches are counted before the first epoch
+        ds = ds.apply(tf.data.experimental.assert_cardinality(share))
     if include_filenames:
         # Batch as they are: the extra element stays beside the images.
         if opts["batch_size"] is not None:
@@ -447,6 +479,12 @@ def from_shards(
             shuffle_buffer=opts["shuffle_buffer"],
             late_resize=late_resize,
         )
+    if share is not None and int(ds.cardinality()) < 0:  # declared again after batching
+        size = opts["batch_size"]
+        steps = share if size is None else share // size
+        if size is not None and not opts["drop_remainder"] and share % size:
+            steps += 1
+        ds = ds.apply(tf.data.experimental.assert_cardinality(steps))
     # A read that fails during Python iteration names the damaged shard.
     ds = _converting(ds, _ShardFailure(files, mine, text))
     report = SkipReport()

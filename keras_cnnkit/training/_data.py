@@ -238,6 +238,15 @@ def _load_shards(config: Mapping, batch_size: int, seed: int, shuffle: bool) -> 
     The validation data is ``data.validation`` (another manifest or pattern) or the
     manifest's own ``validation`` split. With ``data.service`` the training pipeline runs
     on the tf.data service workers of that dispatcher.
+
+    In a job of several processes (JAX), each process reads only its own training
+    shards, in local batches of ``batch_size / processes`` rows, and the same number
+    of them per epoch (``from_shards(equal_shares=True)``), so every training step is
+    joined by every process; ``num_train`` is the job's images per epoch. The
+    validation set is read whole by every process and each takes its slice of every
+    global batch (:func:`~keras_cnnkit.training.distribute.process_shard`), so the
+    validation scores are those of one process; at most ``processes - 1`` validation
+    images that do not split evenly are left out.
     """
     from keras_cnnkit.data import from_shards, through_service
     from keras_cnnkit.data._shards import read_manifest
@@ -252,20 +261,57 @@ def _load_shards(config: Mapping, batch_size: int, seed: int, shuffle: bool) -> 
         split = manifest["splits"]["train"]
         size = (int(split["max_height"]), int(split["max_width"]))
     channels = 1 if config.get("color_mode") == "grayscale" else 3
+    num, pid = _process_layout()
+    if batch_size % num:
+        from keras_cnnkit.errors import ConfigError
+
+        raise ConfigError(
+            f"training.batch_size = {batch_size} does not split between {num} processes: "
+            f"make it a multiple of {num}"
+        )
+    if num > 1 and config.get("service"):
+        from keras_cnnkit.errors import ConfigError
+
+        raise ConfigError(
+            f"data.service with {num} training processes: each process reads its own shards "
+            "here; run the job without data.service, or with one process"
+        )
     common = {
         "image_size": size,
         "color_mode": config.get("color_mode", "rgb"),
-        "batch_size": batch_size,
         "seed": seed,
         "cache_dir": cache,
     }
-    train_ds = from_shards(train, shuffle=shuffle, **common)
-    val_ds = None
+    train_ds = from_shards(
+        train,
+        shuffle=shuffle,
+        batch_size=batch_size // num,
+        num_processes=num,
+        process_id=pid,
+        equal_shares=num > 1,
+        **common,
+    )
+    val_source = None
     if config.get("validation"):
-        val_ds = from_shards(str(config["validation"]), shuffle=False, **common)
+        val_source = {"source": str(config["validation"])}
     elif manifest is not None and "validation" in manifest["splits"]:
-        val_ds = from_shards(train, split="validation", shuffle=False, **common)
-    elif config.get("validation_split"):
+        val_source = {"source": train, "split": "validation"}
+    val_ds = None
+    if val_source is not None and num == 1:
+        val_ds = from_shards(**val_source, shuffle=False, batch_size=batch_size, **common)
+    elif val_source is not None:
+        from keras_cnnkit.training.distribute import process_shard
+
+        val_ds = from_shards(**val_source, shuffle=False, batch_size=None, **common)
+        if val_ds.num_examples is None:
+            raise DataError(
+                f"{val_source['source']}: several processes need the validation count of a "
+                "manifest; name its manifest.json"
+            )
+        # Every global batch (the last one too) splits evenly between the processes.
+        usable = val_ds.num_examples - val_ds.num_examples % num
+        val_ds = process_shard(val_ds.take(usable).batch(batch_size), None, num, pid)
+    if val_source is None and config.get("validation_split"):
         raise DataError(
             f"data.validation_split: the shards of {train} hold no validation split; pack "
             "with --validation-split or set data.validation"
@@ -278,7 +324,7 @@ def _load_shards(config: Mapping, batch_size: int, seed: int, shuffle: bool) -> 
     names = train_ds.class_names or [str(n) for n in config.get("class_names") or []]
     if not names:
         raise DataError(f"data.train = {train!r}: no class names (set data.class_names)")
-    num_train = train_ds.num_examples
+    num_train = (train_ds.num_examples or 0) * num  # the job's images per epoch
     input_preprocessing = train_ds.data_config.input_preprocessing()
     if config.get("service"):
         train_ds = through_service(
@@ -290,9 +336,21 @@ def _load_shards(config: Mapping, batch_size: int, seed: int, shuffle: bool) -> 
     return TrainData(
         class_names=list(names),
         input_shape=(int(size[0]), int(size[1]), channels),
-        num_train=int(num_train or 0),
+        num_train=int(num_train),
         has_validation=val_ds is not None,
         streams=(train_ds, val_ds),
         shuffle=shuffle,
         input_preprocessing=input_preprocessing,
+        process_sharded=num > 1,
     )
+
+
+def _process_layout() -> tuple[int, int]:
+    """``(processes, this process's index)`` of the job this process joined (JAX), else one."""
+    import keras
+
+    if keras.backend.backend() != "jax" or keras.distribution.distribution() is None:
+        return 1, 0
+    import jax
+
+    return jax.process_count(), jax.process_index()
