@@ -144,6 +144,7 @@ def _run(cfg: RunConfig, plan, start: float, verbose) -> TrainResult:
     def metadata(entry: dict | None) -> dict:
         return {
             "class_names": list(data.class_names),
+            "input_preprocessing": data.input_preprocessing,
             "training": {
                 **recipe.metadata(),
                 "config": cfg.to_dict(),

@@ -54,6 +54,18 @@ def test_train_writes_every_output(folder_run, capsys):
     assert resolved.training["epochs"] == 3 and resolved.model["spec"]["stages"] == [4]
 
 
+def test_folder_run_records_how_files_became_model_input(folder_run):
+    """predict, evaluate and export read files as the run did, from the model's metadata."""
+    root, code = folder_run
+    assert code == 0
+    for name in ("model.keras", "best.keras"):
+        _, meta = ckio.load(root / "out" / name)
+        recorded = meta.input_preprocessing
+        assert recorded is not None, name
+        assert tuple(recorded["image_size"]) == (8, 8), recorded  # write_folder's PNGs
+        assert recorded["color_mode"] == "rgb", recorded
+
+
 def test_finished_run_is_not_overwritten(folder_run):
     root, _ = folder_run
     with pytest.raises(ConfigError, match="already holds a finished run"):
@@ -166,14 +178,13 @@ def test_npz_data_with_validation_file_and_subprocess_exit_code(tmp_path):
 
 
 def test_backbone_by_name_starts_from_a_local_weights_file(tmp_path):
-    from keras_cnnkit.backbones import build_classifier, save_backbone_weights
-    from keras_cnnkit.backbones.stages import find_backbone
+    from keras_cnnkit.backbones import backbone_model, build_classifier, save_backbone_weights
 
     source = build_classifier(
         "mobilenet_v3_small", 3, (32, 32, 3), weights=None, freeze_backbone=False
     )
     rng = np.random.default_rng(3)
-    for v in find_backbone(source).non_trainable_weights:  # BatchNorm moving statistics
+    for v in backbone_model(source).non_trainable_weights:  # BatchNorm moving statistics
         v.assign(rng.uniform(0.5, 1.5, size=v.shape).astype("float32"))
     weights = save_backbone_weights(source, tmp_path / "backbone.weights.h5")
     x, y = make_arrays(48, size=32)
@@ -202,8 +213,8 @@ dir = "{tmp_path / "out"}"
     assert [e["epoch"] for e in result.history] == [1]
     # The backbone was loaded from the file, and its BatchNorm statistics stayed frozen
     # (inference mode) through training.
-    expected = [np.asarray(v) for v in find_backbone(source).non_trainable_weights]
-    got = [np.asarray(v) for v in find_backbone(result.model).non_trainable_weights]
+    expected = [np.asarray(v) for v in backbone_model(source).non_trainable_weights]
+    got = [np.asarray(v) for v in backbone_model(result.model).non_trainable_weights]
     assert len(got) == len(expected) > 0
     for a, b in zip(got, expected):
         np.testing.assert_array_equal(a, b)
