@@ -18,14 +18,9 @@ def evaluate_arrays(model, path: str, batch_size: int):
     """Class probabilities of a model on a ``.npz`` holding ``x`` and ``y``, and the labels."""
     import numpy as np
 
-    p = pathlib.Path(path)
-    if not p.is_file():
-        raise DataError(f"data file not found: {p}")
-    with np.load(p, allow_pickle=False) as f:
-        if "x" not in f.files or "y" not in f.files:
-            raise DataError(f"{p} must hold arrays 'x' and 'y', found {sorted(f.files)}")
-        x, y = f["x"], f["y"].reshape(-1)
-    x = x[..., None] if x.ndim == 3 else x
+    from keras_cnnkit.data._npz import read_npz
+
+    x, y, _ = read_npz(path, "data")
     probs = np.asarray(model.predict(x, batch_size=batch_size, verbose=0), dtype="float64")
     return probs, y
 

@@ -141,19 +141,10 @@ def _items_from_files(paths, labels, class_names):
 
 
 def _load_npz(path: str, class_names):
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"pack: cannot read {display_path(path)}: {exc}") from None
-    if "x" not in arrays or "y" not in arrays:
-        raise DataError(
-            f"pack: {display_path(path)} must hold arrays 'x' and 'y', found {sorted(arrays)}"
-        )
-    x, y = arrays["x"], arrays["y"].reshape(-1)
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or len(x) != len(y) or not len(x) or x.shape[-1] not in (1, 3):
+    from keras_cnnkit.data._npz import read_npz
+
+    x, y, stored = read_npz(path, "pack")
+    if x.shape[-1] not in (1, 3):
         raise DataError(
             f"pack: {display_path(path)} must hold x (n, height, width, 1 or 3) and y (n,), "
             f"got {x.shape} and {y.shape}"
@@ -162,9 +153,7 @@ def _load_npz(path: str, class_names):
         if not np.isfinite(x).all() or x.min() < 0 or x.max() > 255:
             raise DataError(f"pack: x of {display_path(path)} must hold pixels within 0..255")
         x = np.round(x).astype(np.uint8)
-    names = class_names or (
-        [str(n) for n in arrays["class_names"]] if "class_names" in arrays else None
-    )
+    names = class_names or stored or None
     if names is None:
         names = [str(i) for i in range(int(y.max()) + 1)]
     from keras_cnnkit.data._split import array_keys

@@ -8,8 +8,6 @@ import pathlib
 from collections.abc import Mapping
 from typing import Any
 
-import numpy as np
-
 from keras_cnnkit.errors import DataError
 
 logger = logging.getLogger("keras_cnnkit")
@@ -152,26 +150,10 @@ def load_data(
 
 
 def _load_npz(path: str, key: str):
-    p = pathlib.Path(path)
-    if not p.is_file():
-        raise DataError(f"{key}: data file not found: {p}")
-    try:
-        with np.load(p, allow_pickle=False) as f:
-            arrays = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{key}: cannot read {p}: {exc}") from None
-    if "x" not in arrays or "y" not in arrays:
-        raise DataError(f"{key}: {p} must hold arrays 'x' and 'y', found {sorted(arrays)}")
-    x, y = arrays["x"], arrays["y"].reshape(-1).astype("int32")
-    if x.ndim == 3:
-        x = x[..., None]
-    if x.ndim != 4 or len(x) != len(y) or len(x) == 0:
-        raise DataError(
-            f"{key}: {p} must hold x (n, height, width, channels) and y (n,), got "
-            f"{x.shape} and {y.shape}"
-        )
-    names = [str(n) for n in arrays["class_names"]] if "class_names" in arrays else []
-    return x, y, names
+    from keras_cnnkit.data._npz import read_npz
+
+    x, y, names = read_npz(path, key)
+    return x, y.astype("int32"), names
 
 
 def _load_folders(config: Mapping, batch_size: int, seed: int, shuffle: bool) -> TrainData:
