@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import datetime
 import json
 import logging
 import os
@@ -32,7 +31,6 @@ import time
 from typing import Any
 
 from keras_cnnkit._optional import require
-from keras_cnnkit._version import __version__
 from keras_cnnkit.errors import DataError, IntegrityError, StorageError
 from keras_cnnkit.io import _files
 from keras_cnnkit.io._checksums import (  # noqa: F401  (also used by keras_cnnkit.data)
@@ -49,6 +47,14 @@ from keras_cnnkit.io._gcs_client import (  # noqa: F401  (also used by keras_cnn
     _redact,
     _retry,
     parse_uri,
+)
+from keras_cnnkit.io._manifest import (  # noqa: F401  (the MANIFEST_* names are public here)
+    MANIFEST_FORMAT,
+    MANIFEST_NAME,
+    check_listed,
+    decode_manifest,
+    encode_manifest,
+    manifest_object,
 )
 from keras_cnnkit.io._progress import ProgressCallback, make_callback
 from keras_cnnkit.io.metadata import SIDECAR_SUFFIX, sidecar_path
@@ -69,9 +75,6 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 MiB = 1 << 20
-#: Name of the manifest object written last under an uploaded folder's prefix.
-MANIFEST_NAME = ".keras_cnnkit-manifest.json"
-MANIFEST_FORMAT = "keras_cnnkit.gcs-manifest"
 _CHUNK_UNIT = 256 * 1024  # resumable upload chunks must be a multiple of 256 KiB
 
 
@@ -557,7 +560,7 @@ def _upload_folder(client, opts, bucket, source, prefix, overwrite, progress, ur
     folder_uri = f"gs://{bucket.name}/{prefix}/"
     files = _folder_files(source)
     total = sum(path.stat().st_size for path, _ in files)
-    manifest_name = f"{prefix}/{MANIFEST_NAME}"
+    manifest_name = manifest_object(prefix)
     retry = _retry(opts)
     with _errors("uploading to", folder_uri, client, opts):
         old = [
@@ -594,16 +597,9 @@ def _upload_folder(client, opts, bucket, source, prefix, overwrite, progress, ur
     if callback is not None and total == 0:
         callback(0, 0)
 
-    manifest = {
-        "format_name": MANIFEST_FORMAT,
-        "format_version": 1,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "keras_cnnkit_version": __version__,
-        "files": entries,
-    }
     with _errors("writing the manifest of", folder_uri, client, opts):
         bucket.blob(manifest_name).upload_from_string(
-            json.dumps(manifest, indent=2),
+            encode_manifest(entries),
             content_type="application/json",
             checksum="crc32c",
             if_generation_match=0,
@@ -619,25 +615,12 @@ def _upload_folder(client, opts, bucket, source, prefix, overwrite, progress, ur
 
 
 def _read_manifest(client, opts, bucket, prefix: str, uri: str) -> dict | None:
-    name = f"{prefix}/{MANIFEST_NAME}" if prefix else MANIFEST_NAME
     with _errors("reading", uri, client, opts):
-        blob = bucket.get_blob(name, timeout=opts.timeout, retry=_retry(opts))
+        blob = bucket.get_blob(manifest_object(prefix), timeout=opts.timeout, retry=_retry(opts))
         if blob is None:
             return None
         data = blob.download_as_bytes(checksum="crc32c", timeout=opts.timeout, retry=_retry(opts))
-    try:
-        manifest = json.loads(data)
-        if manifest.get("format_name") != MANIFEST_FORMAT:
-            raise ValueError("not a keras_cnnkit manifest")
-        files = manifest["files"]
-        for entry in files:
-            rel = pathlib.PurePosixPath(entry["path"])
-            if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-                raise ValueError(f"unsafe path {entry['path']!r}")
-            int(entry["size"]), str(entry["crc32c"])
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise IntegrityError(f"the manifest of {uri!r} is invalid: {exc}") from None
-    return manifest
+    return decode_manifest(data, uri)
 
 
 def _download_folder(client, opts, bucket, prefix, dest, overwrite, progress, uri) -> list[dict]:
@@ -670,16 +653,7 @@ def _download_folder(client, opts, bucket, prefix, dest, overwrite, progress, ur
         file_uri = f"gs://{bucket.name}/{name}"
         with _errors("downloading", file_uri, client, opts):
             blob = bucket.get_blob(name, timeout=opts.timeout, retry=_retry(opts))
-        if blob is None:
-            raise IntegrityError(
-                f"{file_uri!r} is listed in the manifest of {uri!r} but does not exist"
-            )
-        if blob.crc32c != entry["crc32c"] or int(blob.size) != int(entry["size"]):
-            raise IntegrityError(
-                f"{file_uri!r} does not match the manifest of {uri!r} (crc32c "
-                f"{blob.crc32c}, size {blob.size}; manifest: {entry['crc32c']}, "
-                f"{entry['size']}): it was changed after the upload"
-            )
+        check_listed(blob, entry, file_uri, uri)
         blobs.append((blob, entry))
     _files.remove_stale_temps(dest)
     tmp = _files.temp_sibling(dest)
