@@ -64,6 +64,8 @@ _NAMES = {
     "cifar10_airbench_recipe": "keras_cnnkit.training",
     "cifar10_classic_recipe": "keras_cnnkit.training",
     "cifar10_fast_recipe": "keras_cnnkit.training",
+    "TrainResult": "keras_cnnkit.training",
+    "train": "keras_cnnkit.training",
 }
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,9 +115,11 @@ if TYPE_CHECKING:  # pragma: no cover
     )
     from keras_cnnkit.training import (
         TrainingRecipe,
+        TrainResult,
         cifar10_airbench_recipe,
         cifar10_classic_recipe,
         cifar10_fast_recipe,
+        train,
     )
 
 
@@ -149,6 +153,7 @@ __all__ = [
     "HardwareInfo",
     "HeadSpec",
     "StageSpec",
+    "TrainResult",
     "TrainingRecipe",
     "__version__",
     "backbone_entry",
@@ -187,6 +192,7 @@ __all__ = [
     "resolve_precision",
     "save_backbone_weights",
     "shift_robustness",
+    "train",
     "training",
     "unfreeze",
 ]
