@@ -8,10 +8,14 @@ import difflib
 import json
 import os
 import pathlib
+import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import tomllib
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10: the same parser, from its backport
+    import tomli as tomllib
 
 from keras_cnnkit.errors import ConfigError
 
