@@ -16,7 +16,7 @@ for sub in ("io", "training"):
     if str(_TESTS / sub) not in sys.path:
         sys.path.insert(0, str(_TESTS / sub))
 
-from _io_helpers import anonymous_client, start_fake_gcs  # noqa: E402
+from _io_helpers import anonymous_client, emulator_env, start_fake_gcs  # noqa: E402
 from _training_helpers import cnnkit_command, sigkill_once  # noqa: E402, F401
 
 CLASSES = ("cat", "dog", "frog")
@@ -64,12 +64,7 @@ def gcs_bucket():
     server = start_fake_gcs()
     client = anonymous_client(server.url)
     bucket = client.create_bucket(f"t-{uuid.uuid4().hex[:12]}")
-    env = {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "STORAGE_EMULATOR_HOST": server.url,
-        "GOOGLE_CLOUD_PROJECT": "test-project",
-    }
+    env = emulator_env(server.url)
     try:
         yield client, bucket, env, GCSOptions(client=client, timeout=10, deadline=5)
     finally:

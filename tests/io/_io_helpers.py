@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import pathlib
 import socket
 import subprocess
@@ -107,6 +108,16 @@ def start_fake_gcs(**kwargs) -> FakeGCS:
             return server
         kwargs.pop("port", None)
     pytest.fail("fake-gcs-server did not start")
+
+
+def emulator_env(url: str) -> dict:
+    """The environment of a child process that talks to the fake server at ``url``."""
+    return {
+        **os.environ,
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+        "STORAGE_EMULATOR_HOST": url,
+        "GOOGLE_CLOUD_PROJECT": "test-project",
+    }
 
 
 def anonymous_client(url: str):

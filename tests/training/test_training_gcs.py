@@ -7,7 +7,6 @@ cache (``CNNKIT_RUN_CACHE``), so the only state the second session can find is r
 from __future__ import annotations
 
 import json
-import os
 import pathlib
 import subprocess
 import sys
@@ -17,7 +16,7 @@ import pytest
 from _training_helpers import cnnkit_command, make_arrays, sigkill_once, write_config, write_npz
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1] / "io"))
-from _io_helpers import anonymous_client, start_fake_gcs  # noqa: E402
+from _io_helpers import anonymous_client, emulator_env, start_fake_gcs  # noqa: E402
 
 pytest.importorskip("google.cloud.storage")
 
@@ -32,12 +31,7 @@ def bucket_env(tmp_path):
     server = start_fake_gcs()
     client = anonymous_client(server.url)
     bucket = client.create_bucket(f"t-{uuid.uuid4().hex[:12]}")
-    env = {
-        **os.environ,
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-        "STORAGE_EMULATOR_HOST": server.url,
-        "GOOGLE_CLOUD_PROJECT": "test-project",
-    }
+    env = emulator_env(server.url)
     yield client, bucket, env
     client.close()
     server.stop()
