@@ -273,6 +273,13 @@ class TrainingRecipe:
             val = transform(val, False) if val is not None else None
         if compile:
             self.compile(num_examples, epochs)
+        steps_per_epoch = None
+        if isinstance(train, keras.utils.PyDataset):
+            # One stream for the whole run: Keras keeps an iterator across epochs only
+            # when it is told the epoch's length, and restarting it every epoch costs a
+            # step's worth of time or more.
+            steps_per_epoch = len(train)
+            train = _endless(train)
         with warnings.catch_warnings():
             # Keras' ``fit`` warns of a ``shuffle`` it ignores for datasets; ours are
             # shuffled by the dataset itself, with the seed.
@@ -285,6 +292,7 @@ class TrainingRecipe:
                 callbacks=list(callbacks),
                 verbose=verbose,
                 shuffle=False,
+                steps_per_epoch=steps_per_epoch,
             )
 
     def predict(self, x, batch_size: int = 512) -> np.ndarray:
@@ -300,6 +308,19 @@ class TrainingRecipe:
         """Accuracy on ``(x, y)``, with flip test-time augmentation when :attr:`tta_flip`."""
         y = np.asarray(y).reshape(-1)
         return float(np.mean(self.predict(x, batch_size).argmax(-1) == y))
+
+
+def _endless(batches: keras.utils.PyDataset):
+    """The batches of ``batches`` epoch after epoch, with its ``on_epoch_end`` between.
+
+    The same batches in the same order as Keras' own iteration of the dataset, as one
+    generator that never restarts.
+    """
+    while True:
+        batches.on_epoch_begin()
+        for i in range(len(batches)):
+            yield batches[i]
+        batches.on_epoch_end()
 
 
 def _num_examples(data, batch_size: int) -> int:
