@@ -306,6 +306,127 @@ def decode_planned(
 
 
 @_graph_only
+def _stored_window(top, left, height, width, stored_h, stored_w, orientation):
+    """The stored-pixel rectangle that an EXIF ``orientation`` turns into a shown window.
+
+    ``(top, left, height, width)`` is a window of the image as shown (after
+    :func:`_orient`); the result is the rectangle of the stored image that becomes it.
+    """
+    swapped = orientation >= 5
+    # turns 2, 3, 7 mirror the stored columns, 3, 4, 6, 7 the stored rows (shown axes
+    # swap for 5..8)
+    top_s = tf.where(swapped, left, top)
+    left_s = tf.where(swapped, top, left)
+    h_s = tf.where(swapped, width, height)
+    w_s = tf.where(swapped, height, width)
+    mirror_rows = tf.reduce_any(tf.equal(orientation, [3, 4, 6, 7]))
+    mirror_cols = tf.reduce_any(tf.equal(orientation, [2, 3, 7, 8]))
+    top_s = tf.where(mirror_rows, stored_h - top_s - h_s, top_s)
+    left_s = tf.where(mirror_cols, stored_w - left_s - w_s, left_s)
+    return top_s, left_s, h_s, w_s
+
+
+@_graph_only
+def decode_window(
+    data: tf.Tensor,
+    plan,
+    window,
+    config: DataConfig,
+    max_pixels: int | None = None,
+    *,
+    formats: str = "any",
+    oriented: bool = True,
+    ratios: tuple[int, ...] = JPEG_RATIOS,
+) -> tf.Tensor:
+    """Decode only a window of ``data``: the pixels of a crop, before resizing.
+
+    A JPEG decodes just the window (``decode_and_crop_jpeg``: the rows and blocks outside
+    it are not reconstructed) and, when the window is at least twice the output size
+    (``config.image_size``, before a center crop), at the reduced DCT scale that still
+    covers it, as :func:`decode_image` does for a whole image. Other formats decode in
+    full and the window is sliced out. The window is placed on the image as shown (EXIF
+    orientation applied), so every format and orientation crops the same region.
+
+    Args:
+        data: A scalar ``tf.string`` tensor with the file's bytes.
+        plan: ``(is_jpeg, ratio_index, orientation)`` from :func:`plan_decode` (its
+            ratio is not used: the window's size decides).
+        window: ``window(height, width) -> (top, left, window_height, window_width)``,
+            called with the shown size of the image.
+        config: The target :class:`~keras_cnnkit.data.DataConfig`.
+        max_pixels: Largest ``width * height`` decoded (formats other than JPEG).
+        formats: As for :func:`decode_planned`.
+        oriented: As for :func:`decode_planned`.
+        ratios: The DCT scales that may be used (a prefix of :data:`JPEG_RATIOS`); ``(1,)``
+            when no image is twice the output size leaves out the choice.
+
+    Returns:
+        ``uint8`` pixels of the window; a JPEG window decoded at a DCT scale of ``1/r``
+        is ``1/r`` of its size (rounded to whole pixels of the scaled image).
+
+    Example:
+        >>> import tensorflow as tf
+        >>> from keras_cnnkit.data import DataConfig
+        >>> data = tf.io.encode_jpeg(tf.zeros((40, 60, 3), tf.uint8))
+        >>> config = DataConfig(image_size=(8, 8))
+        >>> window = lambda height, width: (5, 10, 20, 30)  # top, left, height, width
+        >>> pixels = decode_window(data, plan_decode(data, config), window, config)
+        >>> tuple(pixels.shape)
+        (10, 15, 3)
+    """
+    channels = config.channels
+    is_jpeg, _, orientation = plan
+    target = _resize_target(config)
+
+    def jpeg():
+        size = tf.io.extract_jpeg_shape(data, output_type=tf.int32)
+        turned = orientation >= 5 if oriented else tf.constant(False)
+        shown_h = tf.where(turned, size[1], size[0])
+        shown_w = tf.where(turned, size[0], size[1])
+        top, left, h, w = (tf.cast(v, tf.int32) for v in window(shown_h, shown_w))
+        ratio = tf.constant(0)
+        if target is not None:
+            for i, r in enumerate(ratios[1:], start=1):
+                fits = tf.logical_and(h >= r * target[0], w >= r * target[1])
+                ratio = tf.where(fits, i, ratio)
+        if oriented:
+            top, left, h, w = _stored_window(top, left, h, w, size[0], size[1], orientation)
+
+        def at(r):
+            def run():
+                y, x = top // r, left // r
+                box = tf.stack(
+                    [y, x, tf.maximum((top + h) // r - y, 1), tf.maximum((left + w) // r - x, 1)]
+                )
+                return tf.image.decode_and_crop_jpeg(data, box, channels=3, ratio=r)
+
+            return run
+
+        if len(ratios) == 1:
+            image = at(ratios[0])()
+        else:
+            image = tf.switch_case(ratio, [at(r) for r in ratios])
+        if oriented:
+            image = _orient(image, orientation)
+        return image if channels == 3 else _to_channels(image, channels)
+
+    def other():
+        image = _to_channels(_decode_other(data, max_pixels), channels)
+        shape = tf.shape(image)
+        top, left, h, w = (tf.cast(v, tf.int32) for v in window(shape[0], shape[1]))
+        return image[top : top + h, left : left + w]
+
+    if formats == "jpeg":
+        image = jpeg()
+    elif formats == "other":
+        image = other()
+    else:
+        image = tf.cond(is_jpeg, jpeg, other)
+    image.set_shape([None, None, channels])
+    return image
+
+
+@_graph_only
 def decode_image(data: tf.Tensor, config: DataConfig, max_pixels: int | None = None) -> tf.Tensor:
     """Decode the bytes of one image file to ``uint8`` ``(height, width, channels)``.
 

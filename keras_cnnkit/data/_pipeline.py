@@ -11,6 +11,7 @@ or an entry in the report (``"skip"``).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from collections.abc import Mapping, Sequence
@@ -21,7 +22,16 @@ import numpy as np
 import tensorflow as tf
 
 from keras_cnnkit._deprecation import warn_deprecated
-from keras_cnnkit.data._augment import make_augmentation
+from keras_cnnkit.data._augment import (
+    CROP_DRAWS,
+    CropSpec,
+    crop_spec,
+    crop_window,
+    flip_image,
+    flip_mode,
+    key_seed,
+    make_augmentation,
+)
 from keras_cnnkit.data._config import (
     COLOR_MODES,
     DataConfig,
@@ -32,8 +42,12 @@ from keras_cnnkit.data._config import (
     data_config as resolve_data_config,
 )
 from keras_cnnkit.data._decode import (
+    JPEG_RATIOS,
+    _graph_only,
+    _resize_target,
     check_decode,
     decode_planned,
+    decode_window,
     preprocessing_layer,
     resize_float,
     resize_image,
@@ -149,6 +163,11 @@ def _options(where: str, defaults: Mapping | None = None, **kw) -> dict:
     if kw["normalize"] != "dataset":
         kw["_normalization"] = make_normalize(kw["normalize"])
     make_augmentation(kw["augment"], kw["seed"])  # validate early
+    if crop_spec(kw["augment"]) is not None and image_size is None and where != "from_arrays":
+        raise SpecError(
+            f"{where}: augment['crop'] needs an image_size (the window is resized to it), "
+            "got image_size=None"
+        )
     return kw
 
 
@@ -261,6 +280,75 @@ def _planned(config: DataConfig, resize: bool, formats: str = "any", oriented: b
     return run
 
 
+def _cropping(
+    config: DataConfig,
+    spec: CropSpec,
+    flip: str | None,
+    formats: str = "any",
+    oriented: bool = True,
+    ratios: tuple[int, ...] = JPEG_RATIOS,
+):
+    """Decoding a random window of checked bytes, resized and flipped (``float32``).
+
+    A plain function, traced into the pipeline's own map function: a nested
+    ``tf.function`` call per image costs more than its tracing saves here.
+    """
+
+    @_graph_only
+    def run(data, is_jpeg, orientation, u):
+        plan = (is_jpeg, tf.constant(0), orientation)
+        window = functools.partial(crop_window, u=u, spec=spec)
+        image = decode_window(
+            data, plan, window, config, formats=formats, oriented=oriented, ratios=ratios
+        )
+        return flip_image(resize_float(image, config), u, flip)
+
+    return run
+
+
+def crop_decoded(
+    image: tf.Tensor, u: tf.Tensor, spec: CropSpec, flip: str | None, config: DataConfig
+) -> tf.Tensor:
+    """The crop stage on decoded pixels: a random window, resized, then flipped.
+
+    The route of images that are already decoded (arrays, a cache, a file that changed
+    after the check); files take the same window while decoding (:func:`_cropping`).
+    Returns ``float32`` pixels (0..255, not rounded), as the other augmentations do.
+    """
+    shape = tf.shape(image)
+    top, left, h, w = crop_window(shape[0], shape[1], u, spec)
+    return flip_image(resize_float(image[top : top + h, left : left + w], config), u, flip)
+
+
+def _crop_ratios(checked, config: DataConfig, spec: CropSpec) -> tuple[int, ...]:
+    """The DCT scales that a crop window of the checked images can use."""
+    target = _resize_target(config)
+    if target is None:
+        return (1,)
+    usable = [1]
+    for c in checked:
+        if not c[3]:  # not a JPEG
+            continue
+        # the check recorded the decoded size and its DCT scale: the full size is at
+        # most that size times the scale; the largest window is bounded by the crop spec
+        h, w = c[1] * JPEG_RATIOS[c[4]], c[2] * JPEG_RATIOS[c[4]]
+        area = spec.scale[1] * h * w
+        wh, ww = min(h, (area / spec.ratio[0]) ** 0.5), min(w, (area * spec.ratio[1]) ** 0.5)
+        usable += [r for r in JPEG_RATIOS if wh >= r * target[0] and ww >= r * target[1]]
+    return JPEG_RATIOS[: JPEG_RATIOS.index(max(usable)) + 1]
+
+
+def _draws(seed: tf.Tensor) -> tf.Tensor:
+    """The uniform draws of one image's crop and flip from its stateless seed."""
+    return tf.random.stateless_uniform([CROP_DRAWS], seed=seed)
+
+
+def _element_seeds(seed: int | None) -> tf.data.Dataset:
+    """One stateless seed per image from a seeded stream (new draws every epoch)."""
+    stream = tf.data.Dataset.random(seed=key_seed(seed, "crop"), rerandomize_each_iteration=True)
+    return stream.batch(2)
+
+
 # --------------------------------------------------------------------------- errors mid-iteration
 
 
@@ -330,8 +418,14 @@ def _file_pipeline(
     target = config.image_size
     late_resize = None
     resize_now = True
+    spec = crop_spec(opts["augment"]) if training else None
+    flip = flip_mode(opts["augment"]) if training else None
+    # The random crop is taken while decoding, unless decoded images are cached (then
+    # after the cache, from the cached pixels).
+    crop_now = spec is not None and not opts["cache"]
     if (
         training
+        and not crop_now
         and target is not None
         and opts["augment"]
         and config.center_crop is None
@@ -345,7 +439,8 @@ def _file_pipeline(
     def guarded(path_t, data_t):
         path = path_t.numpy()
         try:
-            return decode_bytes(path, data_t.numpy(), config, max_pixels, resize=resize_now)
+            resize = resize_now and not crop_now
+            return decode_bytes(path, data_t.numpy(), config, max_pixels, resize=resize)
         except ImageDecodeError as exc:
             if on_error == "raise":
                 failures.append(exc)
@@ -354,16 +449,24 @@ def _file_pipeline(
                 report.add(exc.path, exc.reason)
             return np.zeros((0, 0, channels), np.uint8)
 
-    def read(path, fingerprint, is_jpeg, ratio, orientation):
+    def read(path, fingerprint, is_jpeg, ratio, orientation, u=None):
         data = tf.io.read_file(path)
         same = tf.equal(tf.strings.to_hash_bucket_fast(data, _HASH_BUCKETS), fingerprint)
 
         def fast():  # the bytes that were checked: decode them as planned then
+            if crop_now:
+                return cropped(data, is_jpeg, orientation, u)
             return planned(data, is_jpeg, ratio, orientation)
 
         def slow():  # the file changed since the check: decode it where errors are caught
             image = tf.py_function(guarded, [path, data], tf.uint8)
             image.set_shape([None, None, channels])
+            if crop_now:  # the same window of the whole image (empty: skipped)
+                return tf.cond(
+                    tf.size(image) > 0,
+                    lambda: crop_decoded(image, u, spec, flip, config),
+                    lambda: tf.zeros([0, 0, channels], tf.float32),
+                )
             return image
 
         image = tf.cond(same, fast, slow)
@@ -372,10 +475,16 @@ def _file_pipeline(
 
     jpegs = sum(1 for c in checked if c[3])
     formats = "jpeg" if jpegs == len(checked) else "other" if jpegs == 0 else "any"
-    planned = _planned(config, resize_now, formats, any(c[5] != 1 for c in checked))
+    turned = any(c[5] != 1 for c in checked)
+    planned = _planned(config, resize_now, formats, turned)
+    cropped = None
+    if crop_now:
+        cropped = _cropping(
+            config, spec, flip, formats, turned, _crop_ratios(checked, config, spec)
+        )
 
     def fix_shape(image):
-        if resize_now and target is not None:
+        if (resize_now or crop_now) and target is not None:
             return tf.ensure_shape(image, [target[0], target[1], channels])
         return image
 
@@ -395,25 +504,25 @@ def _file_pipeline(
     if shuffled_before:  # cheap: shuffle file names, not pixels
         ds = ds.shuffle(len(paths), seed=opts["seed"], reshuffle_each_iteration=True)
     calls = opts["num_parallel_calls"]
-    if labeled:
-        if on_error == "skip":  # a failed read comes back empty: leave it out
-            ds = ds.map(lambda p, f, j, r, o, y: (read(p, f, j, r, o), y), num_parallel_calls=calls)
+    skip = on_error == "skip"  # a failed read comes back empty: leave it out
+    if crop_now:  # one seed per image, after the shuffle: the same seed, the same windows
+        ds = tf.data.Dataset.zip(ds, _element_seeds(opts["seed"]))
+
+    def load(*element):
+        columns, u = (element[0], _draws(element[1])) if crop_now else (element, None)
+        image = read(*columns[:5], u)
+        if not skip:
+            image = fix_shape(image)
+        return (image, columns[5]) if labeled else image
+
+    ds = ds.map(load, num_parallel_calls=calls)
+    if skip:
+        if labeled:
             ds = ds.filter(lambda x, y: tf.size(x) > 0)
             ds = ds.map(lambda x, y: (fix_shape(x), y), num_parallel_calls=calls)
         else:
-            ds = ds.map(
-                lambda p, f, j, r, o, y: (fix_shape(read(p, f, j, r, o)), y),
-                num_parallel_calls=calls,
-            )
-    else:
-        if on_error == "skip":
-            ds = ds.map(read, num_parallel_calls=calls)
             ds = ds.filter(lambda x: tf.size(x) > 0)
             ds = ds.map(fix_shape, num_parallel_calls=calls)
-        else:
-            ds = ds.map(
-                lambda p, f, j, r, o: fix_shape(read(p, f, j, r, o)), num_parallel_calls=calls
-            )
     return _finish(
         ds,
         len(paths),
@@ -431,6 +540,8 @@ def _file_pipeline(
         prefetch=opts["prefetch"],
         shuffle_buffer=opts["shuffle_buffer"],
         late_resize=late_resize,
+        config=config,
+        cropped=crop_now,
     )
 
 
@@ -526,8 +637,14 @@ def _finish(
     prefetch: bool,
     shuffle_buffer: int,
     late_resize=None,
+    config: DataConfig | None = None,
+    cropped: bool = False,
 ) -> tf.data.Dataset:
-    """Cache, shuffle, batch, augment, normalize and prefetch decoded elements."""
+    """Cache, shuffle, crop, batch, augment, normalize and prefetch decoded elements.
+
+    With a ``crop`` augmentation that the decode stage did not take (``cropped``), each
+    decoded image is cropped, resized to ``config``'s size and flipped here.
+    """
     if cache:
         ds = ds.cache("" if cache in (True, "memory") else os.fspath(cache))
     if shuffle and not shuffled_before:
@@ -535,6 +652,22 @@ def _finish(
     layers, mix = make_augmentation(augment, seed)
     if mix is not None and (not labeled or batch_size is None):
         raise SpecError("mixup/cutmix need labels and batches (batch_size not None)")
+    spec = crop_spec(augment)
+    if spec is not None:
+        late_resize = None  # the crop resizes each window to the output size
+        if not cropped:
+            flip = flip_mode(augment)
+            ds = tf.data.Dataset.zip(ds, _element_seeds(seed))
+
+            def crop(x, s):
+                return crop_decoded(x, _draws(s), spec, flip, config)
+
+            if labeled:
+                ds = ds.map(
+                    lambda xy, s: (crop(xy[0], s), xy[1]), num_parallel_calls=tf.data.AUTOTUNE
+                )
+            else:
+                ds = ds.map(crop, num_parallel_calls=tf.data.AUTOTUNE)
     if late_resize is not None:
         # Every image is smaller than the output: augment at the source size, then
         # upsample (the same transformations on far fewer pixels).
@@ -1115,9 +1248,12 @@ def from_arrays(
     )
     config: DataConfig = opts["_config"]
     channels = config.channels
-    resize = config.image_size is not None
+    # A random crop is resized to image_size, or to the arrays' own size without one.
+    crop_config = config
+    if config.image_size is None:
+        crop_config = dataclasses.replace(config, image_size=tuple(x.shape[1:3]))
 
-    def convert(image):
+    def convert(image, resize):
         if image.shape[-1] != channels:
             if channels == 3:
                 image = tf.image.grayscale_to_rgb(image)
@@ -1125,7 +1261,7 @@ def from_arrays(
                 image = tf.image.rgb_to_grayscale(tf.cast(image, tf.float32))
                 if x.dtype == np.uint8:
                     image = to_uint8(image)
-        if resize:
+        if resize and config.image_size is not None:
             if x.dtype == np.uint8:
                 image = resize_image(image, config)
             else:
@@ -1138,10 +1274,14 @@ def from_arrays(
         columns = (x[idx], y[idx]) if labeled else x[idx]
         ds = tf.data.Dataset.from_tensor_slices(columns)
         do_shuffle = o["shuffle"] and training
+        # the crop resizes its window: the image goes to it at its own size
+        resize = not (training and crop_spec(o["augment"]) is not None)
         if labeled:
-            ds = ds.map(lambda a, b: (convert(a), b), num_parallel_calls=o["num_parallel_calls"])
+            ds = ds.map(
+                lambda a, b: (convert(a, resize), b), num_parallel_calls=o["num_parallel_calls"]
+            )
         else:
-            ds = ds.map(convert, num_parallel_calls=o["num_parallel_calls"])
+            ds = ds.map(lambda a: convert(a, resize), num_parallel_calls=o["num_parallel_calls"])
         return _finish(
             ds,
             len(idx),
@@ -1158,6 +1298,7 @@ def from_arrays(
             drop_remainder=o["drop_remainder"],
             prefetch=o["prefetch"],
             shuffle_buffer=max(o["shuffle_buffer"], len(idx)),
+            config=crop_config,
         )
 
     if normalize == "dataset":

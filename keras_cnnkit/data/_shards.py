@@ -318,6 +318,7 @@ def from_shards(
         >>> tuple(images.shape), ds.class_names
         ((2, 8, 8, 3), ['cat', 'dog'])
     """
+    from keras_cnnkit.data._augment import crop_spec
     from keras_cnnkit.data._config import DataConfig
     from keras_cnnkit.data._decode import (
         JPEG_RATIOS,
@@ -377,7 +378,11 @@ def from_shards(
     late_resize = None
     resize_now = True
     info = manifest["splits"].get(split, {}) if manifest else {}
-    if (
+    # A random crop cuts its window from the full-size decode and resizes it itself.
+    cropping = crop_spec(opts["augment"]) is not None and not include_filenames
+    if cropping:
+        resize_now = False
+    elif (
         opts["augment"]
         and target is not None
         and config.center_crop is None
@@ -425,7 +430,7 @@ def from_shards(
 
     def plan(ex):
         ratio = tf.constant(0, tf.int32)
-        if scale_target is not None:  # the JPEG DCT scale that still covers the output
+        if scale_target is not None and not cropping:  # the DCT scale that covers the output
             h, w = ex["height"], ex["width"]
             for i, r in enumerate(JPEG_RATIOS[1:], start=1):
                 fits = tf.logical_and(h >= r * scale_target[0], w >= r * scale_target[1])
@@ -478,6 +483,7 @@ def from_shards(
             prefetch=opts["prefetch"],
             shuffle_buffer=opts["shuffle_buffer"],
             late_resize=late_resize,
+            config=config,
         )
     if share is not None and int(ds.cardinality()) < 0:  # declared again after batching
         size = opts["batch_size"]
