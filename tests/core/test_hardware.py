@@ -36,6 +36,21 @@ def test_precision_rule(backend, flags, onednn, gpus, expected):
 def test_never_bf16_on_a_cpu_without_native_support():
     for flags in ({"avx2"}, {"avx2", "avx512f"}, {"avx512f", "avx512_bf16"}):
         assert "bfloat16" not in choose_precision("tensorflow", flags, True)[0]
+    for vendor in ("GenuineIntel", "AuthenticAMD"):
+        assert (
+            "bfloat16"
+            not in choose_precision("tensorflow", {"avx512f"}, True, cpu_vendor=vendor)[0]
+        )
+
+
+def test_bf16_on_amd_with_avx512_bf16_and_onednn_only():
+    flags = {"avx2", "avx512f", "avx512_bf16"}
+    precision, reason = choose_precision("tensorflow", flags, True, cpu_vendor="AuthenticAMD")
+    assert precision == "mixed_bfloat16"
+    assert "AVX512-BF16" in reason
+    assert choose_precision("tensorflow", flags, True, cpu_vendor="GenuineIntel")[0] == "float32"
+    assert choose_precision("tensorflow", flags, False, cpu_vendor="AuthenticAMD")[0] == "float32"
+    assert choose_precision("jax", flags, False, cpu_vendor="AuthenticAMD")[0] == "float32"
 
 
 def test_detection_agrees_with_this_machine():
@@ -43,17 +58,18 @@ def test_detection_agrees_with_this_machine():
     cpuinfo = pathlib.Path("/proc/cpuinfo")
     if not cpuinfo.exists():
         pytest.skip("no /proc/cpuinfo")
-    flags = set()
+    flags, vendor = set(), ""
     for line in cpuinfo.read_text().splitlines():
+        if line.startswith("vendor_id") and not vendor:
+            vendor = line.split(":", 1)[1].strip()
         if line.startswith("flags"):
             flags = set(line.split(":", 1)[1].split())
             break
     assert info.backend == keras.backend.backend()
     assert set(info.isa) <= flags
     if info.device == "cpu":
-        assert info.precision == (
-            "mixed_bfloat16" if "amx_bf16" in flags and info.onednn else "float32"
-        )
+        native = "amx_bf16" in flags or ("avx512_bf16" in flags and vendor == "AuthenticAMD")
+        assert info.precision == ("mixed_bfloat16" if native and info.onednn else "float32")
     assert info.as_dict()["precision"] == info.precision
     assert "precision" in str(info)
 
