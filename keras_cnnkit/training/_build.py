@@ -17,11 +17,33 @@ logger = logging.getLogger("keras_cnnkit")
 
 #: What each named recipe chooses for the training keys a configuration leaves unset.
 #: The numbers that are arguments of the recipe function come from its signature.
+#: ``cifar10_airbench`` trains with its own Nesterov SGD and piecewise-linear schedule
+#: (``schedule = ""``); its ``learning_rate`` and ``weight_decay`` are in airbench's
+#: units (per 1024 examples).
 _RECIPE_CHOICES = {
     "cifar10_fast": {"optimizer": "sgd", "momentum": 0.9, "schedule": "warmup_cosine"},
     "cifar10_classic": {"optimizer": "rmsprop", "learning_rate": 1e-4},
+    "cifar10_airbench": {"optimizer": "sgd"},
 }
-_RECIPE_ARGUMENTS = ("epochs", "batch_size", "label_smoothing", "weight_decay", "warmup_fraction")
+_RECIPE_ARGUMENTS = (
+    "epochs",
+    "batch_size",
+    "learning_rate",
+    "momentum",
+    "label_smoothing",
+    "weight_decay",
+    "warmup_fraction",
+)
+#: Recipe-function arguments set from elsewhere than ``model.options``.
+_NOT_OPTIONS = {
+    *_RECIPE_ARGUMENTS,
+    "peak_learning_rate",
+    "width",
+    "num_classes",
+    "input_shape",
+    "precision",
+    "seed",
+}
 
 
 def _recipe_function(name: str):
@@ -30,7 +52,43 @@ def _recipe_function(name: str):
     return {
         "cifar10_fast": cifar10.cifar10_fast_recipe,
         "cifar10_classic": cifar10.cifar10_classic_recipe,
+        "cifar10_airbench": cifar10.cifar10_airbench_recipe,
     }[name]
+
+
+def _recipe_options(name: str, given: Mapping) -> dict:
+    """``model.options`` checked against the recipe function, its defaults filled in."""
+    import difflib
+    import inspect
+
+    parameters = inspect.signature(_recipe_function(name)).parameters
+    defaults = {k: p.default for k, p in parameters.items() if k not in _NOT_OPTIONS}
+    options = dict(defaults)
+    for key, value in given.items():
+        if key not in defaults:
+            close = difflib.get_close_matches(key, list(defaults), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            valid = ", ".join(sorted(defaults)) or "none"
+            raise ConfigError(
+                f"model.options.{key}: {name} has no such option{hint} (valid: {valid})"
+            )
+        default = defaults[key]
+        if isinstance(default, bool):
+            ok = isinstance(value, bool)
+        elif isinstance(default, int):
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif isinstance(default, float):
+            ok = isinstance(value, int | float) and not isinstance(value, bool)
+            value = float(value) if ok else value
+        else:
+            ok = isinstance(value, type(default))
+        if not ok:
+            raise ConfigError(
+                f"model.options.{key} must be {type(default).__name__} like its default "
+                f"{default!r}, got {type(value).__name__} {value!r}"
+            )
+        options[key] = value
+    return options
 
 
 def resolve_config(cfg: RunConfig) -> RunConfig:
@@ -38,7 +96,9 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
 
     A run naming ``model.recipe`` trains with the recipe's own batch size, epochs,
     optimizer, schedule, weight decay and label smoothing, except where the
-    configuration sets them; the result holds the values the run uses, so its
+    configuration sets them, and ``model.options`` (the recipe function's other
+    arguments, such as ``tta_level``) are checked against the recipe and completed
+    with its defaults; the result holds the values the run uses, so its
     ``to_toml`` reproduces the run.
 
     Args:
@@ -46,6 +106,10 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
 
     Returns:
         The resolved configuration (``cfg`` itself without a named recipe).
+
+    Raises:
+        ConfigError: On an option the recipe does not take or of the wrong type, or
+            ``cifar10_airbench`` with another optimizer or schedule.
     """
     name = cfg.model["recipe"]
     if not name:
@@ -61,8 +125,20 @@ def resolve_config(cfg: RunConfig) -> RunConfig:
             training[key] = value
     if name == "cifar10_fast" and not cfg.is_set("training.learning_rate"):
         training["learning_rate"] = 0.4 * training["batch_size"] / 512  # linear scaling
+    if name == "cifar10_airbench" and (
+        training["optimizer"] != "sgd" or training["schedule"] != ""
+    ):
+        raise ConfigError(
+            "model.recipe = 'cifar10_airbench' trains with its own SGD and learning-rate "
+            "schedule (learning_rate in its units, per 1024 examples): leave "
+            f"training.optimizer and training.schedule unset (got optimizer = "
+            f"{training['optimizer']!r}, schedule = {training['schedule']!r})"
+        )
+    model = dict(cfg.model, options=_recipe_options(name, cfg.model["options"]))
     given = cfg.given | {f"training.{k}" for k in training if training[k] != cfg.training[k]}
-    return dataclasses.replace(cfg, training=training, given=frozenset(given))
+    if model["options"] != cfg.model["options"]:
+        given |= {"model.options"}
+    return dataclasses.replace(cfg, model=model, training=training, given=frozenset(given))
 
 
 def build_recipe(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -> TrainingRecipe:
@@ -100,6 +176,7 @@ def build_recipe(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -
             **common,
             width=m["width"],
             peak_learning_rate=t["learning_rate"],
+            **m["options"],
             warmup_fraction=t["warmup_fraction"],
             weight_decay=t["weight_decay"],
             label_smoothing=t["label_smoothing"],
@@ -107,6 +184,16 @@ def build_recipe(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -
     elif m["recipe"] == "cifar10_classic":
         recipe = _recipe_function("cifar10_classic")(**common)
         recipe.label_smoothing = t["label_smoothing"]
+    elif m["recipe"] == "cifar10_airbench":
+        recipe = _recipe_function("cifar10_airbench")(
+            **common,
+            learning_rate=t["learning_rate"],
+            momentum=t["momentum"],
+            weight_decay=t["weight_decay"],
+            label_smoothing=t["label_smoothing"],
+            warmup_fraction=t["warmup_fraction"],
+            **m["options"],
+        )
     else:
         if m["spec"]:
             from keras_cnnkit.models import conv_stack
@@ -130,7 +217,7 @@ def build_recipe(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -
             precision=precision,
             seed=t["seed"],
         )
-    if m["recipe"]:
+    if m["recipe"] in ("cifar10_fast", "cifar10_classic"):
         own = _RECIPE_CHOICES[m["recipe"]]
         if t["optimizer"] != own["optimizer"] or t["momentum"] != own.get("momentum", 0.9):
             recipe.make_optimizer = _optimizer_factory(t["optimizer"] or "adam", t)
@@ -142,6 +229,8 @@ def build_recipe(cfg: RunConfig, input_shape: Sequence[int], num_classes: int) -
             recipe.make_schedule = _schedule_factory(t["schedule"] or "constant", t)
     if not t["augment"]:
         recipe.augmentation = ()
+        if m["recipe"] == "cifar10_airbench":  # its flips and shifts are in its batches
+            recipe.translate, recipe.flip = 0, False
     recipe.top_k = t["top_k"]
     recipe.jit_compile = None if t["jit_compile"] == "auto" else t["jit_compile"]
     return recipe

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import os
 import pathlib
 from collections.abc import Mapping
 from typing import Any
@@ -17,8 +18,9 @@ logger = logging.getLogger("keras_cnnkit")
 class TrainData:
     """The training and validation data of a run, before batching.
 
-    Arrays (from a ``.npz``) are batched by the recipe; an image folder streams
-    through :func:`keras_cnnkit.data.from_directory`, already batched.
+    Arrays (from a ``.npz``, or an image folder decoded once into memory) are
+    batched by the recipe; otherwise an image folder streams through
+    :func:`keras_cnnkit.data.from_directory`, already batched.
 
     Attributes:
         class_names: Names of the classes, in label order.
@@ -26,7 +28,7 @@ class TrainData:
         num_train: Number of training images.
         has_validation: Whether there is validation data.
         arrays: ``(x, y, x_val, y_val)`` for array data, else ``None``.
-        streams: ``(train, validation)`` datasets for folder data, else ``None``.
+        streams: ``(train, validation)`` datasets for streamed data, else ``None``.
         shuffle: Shuffle the training data every epoch.
         input_preprocessing: For folder data, how files became the model input
             (``DataConfig.input_preprocessing()``), to record in the model's metadata.
@@ -64,9 +66,11 @@ def load_data(
 
     A ``.npz`` holds ``x`` (images) and ``y`` (integer labels), and optionally
     ``class_names``. An image folder holds one subfolder per class and is read by
-    :func:`keras_cnnkit.data.from_directory` (files checked up front,
-    decoded in parallel, resized to ``image_size`` or to the size of its first
-    image).
+    the data layer's decoder (files checked up front, decoded in parallel, resized
+    to ``image_size`` or to the size of its first image): with ``cache = "auto"``
+    (the default) decoded once into memory when the decoded images fit in
+    :func:`memory_limit`, with ``"memory"`` always, else (``"none"``, or too big)
+    streamed from the files every epoch by :func:`keras_cnnkit.data.from_directory`.
 
     Args:
         config: The ``[data]`` section.
@@ -162,20 +166,24 @@ def _load_folders(config: Mapping, batch_size: int, seed: int, shuffle: bool) ->
     root = pathlib.Path(config["train"])
     if not root.is_dir():
         raise DataError(f"data.train: data folder not found: {root}")
+    val_root = None
+    if config.get("validation"):
+        val_root = pathlib.Path(config["validation"])
+        if not val_root.is_dir():
+            raise DataError(f"data.validation: data folder not found: {val_root}")
     size = tuple(config.get("image_size") or ()) or _first_image_size(root)
     channels = 1 if config.get("color_mode") == "grayscale" else 3
+    names = [str(n) for n in config.get("class_names") or []] or None
+    if _in_memory(config, root, val_root, names, size, channels):
+        return _folders_in_memory(config, root, val_root, names, size, seed, shuffle)
     common = {
         "image_size": size,
         "color_mode": config.get("color_mode", "rgb"),
         "batch_size": batch_size,
         "seed": seed,
     }
-    names = [str(n) for n in config.get("class_names") or []] or None
     val_ds = None
-    if config.get("validation"):
-        val_root = pathlib.Path(config["validation"])
-        if not val_root.is_dir():
-            raise DataError(f"data.validation: data folder not found: {val_root}")
+    if val_root is not None:
         train_ds = from_directory(root, class_names=names, shuffle=shuffle, **common)
         val_ds = from_directory(val_root, class_names=train_ds.class_names, shuffle=False, **common)
     elif config.get("validation_split"):
@@ -198,6 +206,99 @@ def _load_folders(config: Mapping, batch_size: int, seed: int, shuffle: bool) ->
         streams=(train_ds, val_ds),
         shuffle=shuffle,
         input_preprocessing=train_ds.data_config.input_preprocessing(),
+    )
+
+
+def memory_limit(cache_limit_gib: float = 0.0) -> int:
+    """Bytes of decoded images ``data.cache = "auto"`` keeps in memory.
+
+    Args:
+        cache_limit_gib: ``data.cache_limit_gib``: GiB, or ``0`` for a quarter of the
+            machine's physical memory (4 GiB where the system does not say).
+
+    Returns:
+        The limit in bytes.
+    """
+    if cache_limit_gib > 0:
+        return int(cache_limit_gib * 2**30)
+    try:
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        total = 16 * 2**30
+    return int(total) // 4
+
+
+def _in_memory(config: Mapping, root, val_root, names, size, channels: int) -> bool:
+    """Whether the folders are decoded once into arrays (``data.cache``)."""
+    from keras_cnnkit.data._listing import class_folders, list_images
+
+    cache = config.get("cache", "auto")
+    if cache == "none":
+        return False
+    if cache == "memory":
+        return True
+    classes = class_folders(root, names, "data.train")
+    count = sum(len(list_images(root / c)) for c in classes)
+    if val_root is not None:
+        count += sum(len(list_images(val_root / c)) for c in classes if (val_root / c).is_dir())
+    needed = count * int(size[0]) * int(size[1]) * channels
+    limit = memory_limit(float(config.get("cache_limit_gib", 0.0)))
+    if needed > limit:
+        logger.info(
+            "data.train: %d images are %.1f MiB decoded, over the memory cache limit of "
+            "%.1f MiB (data.cache_limit_gib); streaming them from the files every epoch",
+            count,
+            needed / 2**20,
+            limit / 2**20,
+        )
+        return False
+    return True
+
+
+def _folders_in_memory(
+    config: Mapping, root, val_root, names, size, seed: int, shuffle: bool
+) -> TrainData:
+    """The folders decoded once into ``uint8`` arrays by the pipelines' decoder.
+
+    :func:`keras_cnnkit.data.load_image_folder` gives the pixels
+    :func:`~keras_cnnkit.data.from_directory` streams, and its split is the
+    pipelines' keyed split, so both routes train on the same images. With
+    ``shuffle``, the training arrays are put in one seeded random order (files come
+    sorted by class, and a recipe may fit a layer to the first images); the recipe
+    still shuffles every epoch.
+    """
+    import time
+
+    import numpy as np
+
+    from keras_cnnkit.data import DataConfig, load_image_folder
+
+    start = time.perf_counter()
+    common = {"image_size": size, "color_mode": config.get("color_mode", "rgb")}
+    train = load_image_folder(root, classes=names, **common)
+    val = None
+    if val_root is not None:
+        val = load_image_folder(val_root, classes=train.class_names, **common)
+    elif config.get("validation_split"):
+        train, val = train.split(float(config["validation_split"]), seed)
+    x, y = train.x, train.y
+    if shuffle:
+        order = np.random.default_rng(seed).permutation(len(x))
+        x, y = x[order], y[order]
+    logger.info(
+        "data.train: %d images decoded into memory (%.1f MiB) in %.1f s",
+        len(x) + (len(val.x) if val is not None else 0),
+        (x.nbytes + (val.x.nbytes if val is not None else 0)) / 2**20,
+        time.perf_counter() - start,
+    )
+    return TrainData(
+        class_names=list(train.class_names),
+        input_shape=tuple(int(s) for s in x.shape[1:]),
+        num_train=len(x),
+        has_validation=val is not None,
+        arrays=(x, y, *((val.x, val.y) if val is not None else (None, None))),
+        shuffle=shuffle,
+        input_preprocessing=DataConfig(**common).input_preprocessing(),
     )
 
 

@@ -181,8 +181,10 @@ def _run(cfg: RunConfig, plan, start: float, verbose) -> TrainResult:
         return process_shard(ds, batch, plan.num_processes, plan.process_id)
 
     train_source, val_source = data.sources()
+    # Arrays as (x, y): a recipe fits its data-dependent layers to the images.
+    train_args = train_source if isinstance(train_source, tuple) else (train_source,)
     recipe.fit(
-        train_source,
+        *train_args,
         validation_data=val_source,
         epochs=t["epochs"],
         callbacks=[recorder, backup],

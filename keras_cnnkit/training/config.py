@@ -40,6 +40,8 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "service_mode": (str, "distributed_epoch"),
         "service_timeout": (_NUMBER, 10.0),
         "shard_cache": (str, ""),
+        "cache": (str, "auto"),
+        "cache_limit_gib": (_NUMBER, 0.0),
     },
     "model": {
         "recipe": (str, ""),
@@ -47,6 +49,7 @@ SCHEMA: dict[str, dict[str, tuple[Any, Any]]] = {
         "backbone": (str, ""),
         "weights": (str, "none"),
         "width": (_NUMBER, 1.0),
+        "options": (dict, {}),
     },
     "training": {
         "epochs": (int, 10),
@@ -89,10 +92,11 @@ _CHOICES = {
         "mixed_float16",
         "mixed_bfloat16",
     ),
-    ("model", "recipe"): ("", "cifar10_fast", "cifar10_classic"),
+    ("model", "recipe"): ("", "cifar10_fast", "cifar10_classic", "cifar10_airbench"),
     ("distribution", "strategy"): ("auto", "none", "mirrored", "data_parallel"),
     ("data", "color_mode"): ("rgb", "grayscale"),
     ("data", "service_mode"): ("distributed_epoch", "parallel_epochs"),
+    ("data", "cache"): ("auto", "memory", "none"),
 }
 
 
@@ -109,10 +113,15 @@ class RunConfig:
             ``*.tfrecord`` pattern, local or ``gs://``), ``validation``,
             ``validation_split``, ``image_size``, ``color_mode``, ``class_names``;
             ``service`` (``host:port`` of a tf.data service dispatcher that runs the
-            input pipeline), ``service_mode``, ``service_timeout`` (seconds) and
-            ``shard_cache`` (local cache of ``gs://`` shards).
+            input pipeline), ``service_mode``, ``service_timeout`` (seconds),
+            ``shard_cache`` (local cache of ``gs://`` shards); ``cache`` (an image
+            folder decoded once into memory: ``"auto"`` when the decoded images fit
+            in ``cache_limit_gib``, ``"memory"`` always, ``"none"`` streams every
+            epoch) and ``cache_limit_gib`` (``0``: a quarter of the machine's memory).
         model: One of ``recipe``, ``spec`` (a conv-stack spec) or ``backbone``,
-            plus ``weights`` (backbones) and ``width`` (``cifar10_fast``).
+            plus ``weights`` (backbones), ``width`` (``cifar10_fast``) and
+            ``options`` (further keyword arguments of the named recipe's function,
+            such as ``tta_level`` of ``cifar10_airbench``).
         training: ``epochs``, the global ``batch_size``, ``optimizer``,
             ``learning_rate``, ``schedule``, ``precision``, ``jit_compile``...
         distribution: ``strategy`` and the process layout.
@@ -201,6 +210,16 @@ class RunConfig:
         size = self.data["image_size"]
         if size and (len(size) != 2 or not all(isinstance(s, int) and s > 0 for s in size)):
             raise ConfigError(f"data.image_size must be [height, width], got {size}")
+        if self.data["cache_limit_gib"] < 0:
+            raise ConfigError(
+                f"data.cache_limit_gib must be 0 (a quarter of the memory) or a positive "
+                f"number of GiB, got {self.data['cache_limit_gib']}"
+            )
+        if self.model["options"] and not self.model["recipe"]:
+            raise ConfigError(
+                "model.options are keyword arguments of a named recipe; set model.recipe "
+                f"or remove model.options ({', '.join(sorted(self.model['options']))})"
+            )
         jit = self.training["jit_compile"]
         if isinstance(jit, str) and jit != "auto":
             raise ConfigError(f"training.jit_compile must be true, false or 'auto', got {jit!r}")
