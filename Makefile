@@ -11,7 +11,7 @@ PYENV_BINS := $(shell ls -d "$$(pyenv root 2>/dev/null)"/versions/3.1[0-9]*/bin 
 TOX    := PATH="$(PYENV_BINS)$$PATH" $(BIN)/tox
 SMOKE_PYTHONS ?= py310-smoke,py312-smoke,py313-smoke
 
-.PHONY: demo test test-slow test-versions test-matrix test-pythons lint docs docs-figures docs-browser bench bench-speed bench-scaling bench-cifar10 bench-data-scale install clean
+.PHONY: demo test test-slow test-versions test-matrix test-pythons lint docs docs-figures docs-browser bench bench-speed bench-scaling bench-cifar10 bench-data-scale bench-train-from-files install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -83,7 +83,10 @@ bench-cifar10: $(STAMP)
 bench-data-scale: $(STAMP)
 	$(TIMED) $(BIN)/python benchmarks/data_scale.py
 
-bench: bench-speed bench-cifar10
+bench-train-from-files: $(STAMP)
+	$(TIMED) $(BIN)/python benchmarks/train_from_files.py
+
+bench: bench-speed bench-cifar10 bench-train-from-files
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache docs/_build demo-output
