@@ -344,3 +344,44 @@ def test_shards_crop_from_the_full_decode(photo_tree, tmp_path):
         [x.numpy() for x, _ in from_shards(manifest, image_size=(32, 40), batch_size=16, seed=4)]
     )
     assert not np.array_equal(np.sort(first.ravel()), np.sort(plain.astype(np.float32).ravel()))
+
+
+_BACKEND_SCRIPT = """
+import sys
+import numpy as np
+import keras
+from keras_cnnkit.data import from_arrays, from_directory
+
+assert keras.backend.backend() == sys.argv[3], keras.backend.backend()
+augment = {"crop": (0.3, 0.9), "flip": True, "translate": 0.1}
+files = from_directory(sys.argv[1], image_size=(32, 40), batch_size=16, seed=3, augment=augment)
+x = np.stack([np.full((24, 30, 3), 10 * i, np.uint8) for i in range(4)])
+arrays = from_arrays(x, [0, 1, 0, 1], batch_size=4, seed=3, augment={"crop": 0.5})
+np.savez(sys.argv[2], files=next(iter(files))[0], arrays=next(iter(arrays))[0])
+"""
+
+
+@pytest.mark.tensorflow("the reference pixels come from the TensorFlow backend")
+def test_crop_under_jax_gives_the_tensorflow_pixels(photo_tree, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    pytest.importorskip("jax")
+    out = {}
+    for backend in ("tensorflow", "jax"):
+        env = {**os.environ, "KERAS_BACKEND": backend, "TF_CPP_MIN_LOG_LEVEL": "3"}
+        path = tmp_path / f"{backend}.npz"
+        proc = subprocess.run(
+            [sys.executable, "-c", _BACKEND_SCRIPT, str(photo_tree), str(path), backend],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        out[backend] = np.load(path)
+    for key in ("files", "arrays"):
+        assert out["jax"][key].shape == out["tensorflow"][key].shape, key
+        np.testing.assert_array_equal(out["jax"][key], out["tensorflow"][key], err_msg=key)
+    assert out["tensorflow"]["files"].shape == (9, 32, 40, 3)
