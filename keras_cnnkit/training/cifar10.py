@@ -176,7 +176,8 @@ class AirbenchRecipe(TrainingRecipe):
     Training arrays are fed as :class:`FlipShiftBatches` (alternating flips and
     random shifts of up to :attr:`translate` pixels, on any backend); before the
     first epoch the model's :class:`~keras_cnnkit.layers.PatchWhitening` layers
-    are fitted to the first :attr:`whitening_images` training images; with
+    are fitted to :attr:`whitening_images` training images (a seeded sample of
+    arrays, the first ones of a dataset); with
     :attr:`lookahead`, a :class:`LookaheadAverage` callback averages the weights.
     Test-time augmentation lives in the model, so :meth:`predict` is the model's.
 
@@ -218,15 +219,34 @@ class AirbenchRecipe(TrainingRecipe):
             return FlipShiftBatches(*data, batch_size=max(self.batch_size, 256))
         return super().validation_data(data)
 
-    def adapt(self, x) -> None:
-        """Fit the model's patch-whitening layers to the first training images.
+    def whitening_sample(self, n: int) -> np.ndarray:
+        """Indices of the training images the whitening is fitted to.
+
+        All ``n`` when there are at most :attr:`whitening_images`; else a random sample of
+        that many, seeded with :attr:`seed` and in their order, so that arrays sorted by
+        class (a sorted ``.npz``) still give every class.
 
         Args:
-            x: Training images ``(n, height, width, channels)``, raw pixels.
+            n: Number of training images.
+
+        Returns:
+            Sorted indices.
+        """
+        if n <= self.whitening_images:
+            return np.arange(n)
+        rng = np.random.default_rng(self.seed)
+        return np.sort(rng.choice(n, self.whitening_images, replace=False))
+
+    def adapt(self, x) -> None:
+        """Fit the model's patch-whitening layers to a sample of the training images.
+
+        Args:
+            x: Training images ``(n, height, width, channels)``, raw pixels; the sample is
+                :meth:`whitening_sample`.
         """
         from keras_cnnkit.layers._whitening import PatchWhitening
 
-        images = np.asarray(x[: self.whitening_images], dtype="float32")
+        images = np.asarray(x[self.whitening_sample(len(x))], dtype="float32")
         for layer in self.model._flatten_layers(include_self=False, recursive=True):
             if isinstance(layer, PatchWhitening):
                 owner = _model_holding(self.model, layer)

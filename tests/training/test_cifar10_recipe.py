@@ -409,3 +409,22 @@ def test_flip_shift_batches_random_flips_are_drawn_again_each_epoch():
     assert not np.array_equal(batches._flipped, first)
     recipe = cifar10_airbench_recipe(precision="float32", alternating_flips=False)
     assert recipe.training_data((x, np.arange(64))).alternate is False
+
+
+def test_whitening_is_fitted_to_a_sample_spread_over_class_sorted_arrays():
+    # Arrays sorted by class (a sorted .npz): the first images are one class only.
+    recipe = cifar10_airbench_recipe(epochs=1, batch_size=16, precision="float32", seed=3)
+    recipe.whitening_images = 20
+    x = _images(60, size=32, seed=7)
+    index = recipe.whitening_sample(len(x))
+    assert len(index) == 20 and len(set(index.tolist())) == 20
+    assert index.min() < 20 and index.max() >= 40  # not only the first images
+    np.testing.assert_array_equal(index, recipe.whitening_sample(len(x)))  # seeded
+    np.testing.assert_array_equal(recipe.whitening_sample(12), np.arange(12))
+    recipe.adapt(x)
+    whiten = recipe.model.get_layer("tta").layer.get_layer("whiten")
+    normalize = recipe.model.get_layer("tta").layer.get_layer("normalize")
+    expected = patch_whitening_kernel(
+        keras.ops.convert_to_numpy(normalize(x[index].astype("float32")))
+    )
+    np.testing.assert_allclose(whiten.conv.kernel.numpy(), expected, rtol=1e-4, atol=1e-5)
