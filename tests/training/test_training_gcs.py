@@ -22,7 +22,8 @@ pytest.importorskip("google.cloud.storage")
 
 pytestmark = pytest.mark.slow
 
-EPOCHS = 5
+# Enough epochs (about 1 s each) that the poller sees a middle one on a loaded machine.
+EPOCHS = 8
 MANIFEST = ".keras_cnnkit-manifest.json"
 
 
