@@ -101,6 +101,28 @@ class StepTimer:
         return _Timer()
 
 
+class EpochTimer:
+    """A Keras callback recording the wall time of every epoch, start to end (its
+    validation and the epoch boundary included), in ``seconds``."""
+
+    def __new__(cls):
+        import keras
+
+        class _Timer(keras.callbacks.Callback):
+            def __init__(self):
+                super().__init__()
+                self.seconds: list[float] = []
+                self._start = 0.0
+
+            def on_epoch_begin(self, epoch, logs=None):
+                self._start = time.perf_counter()
+
+            def on_epoch_end(self, epoch, logs=None):
+                self.seconds.append(time.perf_counter() - self._start)
+
+        return _Timer()
+
+
 def write_results(name: str, data: dict, markdown: str) -> None:
     """Write ``results/NAME.json`` and ``results/NAME.md``."""
     RESULTS.mkdir(parents=True, exist_ok=True)

@@ -41,6 +41,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 from _common import (  # noqa: E402
+    EpochTimer,
     StepTimer,
     forward_flops,
     machine,
@@ -154,20 +155,6 @@ def ceiling_speed(model, x, y, batch_size: int, steps: int = 6) -> float:
         model.train_on_batch(xb, yb)
         times.append(time.perf_counter() - start)
     return batch_size / float(np.median(times))
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall time of every epoch, from its start to its end (the boundaries included)."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def airbench_speeds(precision: str, images: int, epochs: int = 3) -> dict:

@@ -36,8 +36,7 @@ import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
-from _common import machine, machine_markdown, write_results  # noqa: E402
+from _common import EpochTimer, machine, machine_markdown, write_results  # noqa: E402
 from pipeline import cifar_subset  # noqa: E402
 
 from keras_cnnkit.training._data import load_data  # noqa: E402
@@ -46,20 +45,6 @@ from keras_cnnkit.training.cifar10 import cifar10_airbench_recipe  # noqa: E402
 VALIDATION = 0.1
 SEED = 0
 RUN_EPOCHS = 10  # the recipe's own length, for the whole-run figure
-
-
-class EpochTimer(keras.callbacks.Callback):
-    """Wall time of every epoch, training and validation."""
-
-    def __init__(self):
-        super().__init__()
-        self.seconds: list[float] = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-
-    def on_epoch_end(self, epoch, logs=None):
-        self.seconds.append(time.perf_counter() - self._start)
 
 
 def in_memory(data, epochs: int) -> dict:
