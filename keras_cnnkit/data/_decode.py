@@ -257,6 +257,18 @@ def plan_decode(data: tf.Tensor, config: DataConfig, max_pixels: int | None = No
     return is_jpeg, ratio, orientation
 
 
+def _by_format(formats: str, is_jpeg, jpeg, other, channels: int) -> tf.Tensor:
+    """``jpeg()`` or ``other()``: the one ``formats`` names, else chosen by ``is_jpeg``."""
+    if formats == "jpeg":
+        image = jpeg()
+    elif formats == "other":
+        image = other()
+    else:
+        image = tf.cond(is_jpeg, jpeg, other)
+    image.set_shape([None, None, channels])
+    return image
+
+
 @_graph_only
 def decode_planned(
     data: tf.Tensor,
@@ -295,14 +307,7 @@ def decode_planned(
     def other():
         return _to_channels(_decode_other(data, max_pixels), channels)
 
-    if formats == "jpeg":
-        image = jpeg()
-    elif formats == "other":
-        image = other()
-    else:
-        image = tf.cond(is_jpeg, jpeg, other)
-    image.set_shape([None, None, channels])
-    return image
+    return _by_format(formats, is_jpeg, jpeg, other, channels)
 
 
 @_graph_only
@@ -416,14 +421,7 @@ def decode_window(
         top, left, h, w = (tf.cast(v, tf.int32) for v in window(shape[0], shape[1]))
         return image[top : top + h, left : left + w]
 
-    if formats == "jpeg":
-        image = jpeg()
-    elif formats == "other":
-        image = other()
-    else:
-        image = tf.cond(is_jpeg, jpeg, other)
-    image.set_shape([None, None, channels])
-    return image
+    return _by_format(formats, is_jpeg, jpeg, other, channels)
 
 
 @_graph_only
